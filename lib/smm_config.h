@@ -1,0 +1,63 @@
+/*
+ * smm_config -- parse and validate smime-milter.conf.
+ *
+ * Format (the OpenDKIM convention): one "Key value" per line, keys are
+ * case-insensitive, '#' starts a comment at the start of a line or after
+ * white space, blank lines are ignored.  Every key has a default; an
+ * unknown key, a duplicate key or a bad value is an error that names the
+ * file and line.  Relative paths are taken relative to the directory of
+ * the configuration file.
+ *
+ * smm_config_load() returns a new config owned by the caller
+ * (smm_config_free()).  A loaded config is never modified, so it may be
+ * shared read-only between threads.
+ */
+#ifndef SMM_CONFIG_H
+#define SMM_CONFIG_H
+
+#include <stddef.h>
+
+#include "smm_cidr.h"
+#include "smm_err.h"
+
+#define SMM_DEFAULT_CONFIG "/etc/smime-milter/smime-milter.conf"
+
+struct smm_strlist {
+    char **v;
+    size_t n;
+};
+
+struct smm_cidrlist {
+    struct smm_cidr *v;
+    size_t n;
+};
+
+struct smm_config {
+    char *path;                 /* the file this came from */
+    char *socket;               /* Socket */
+    char *user_id;              /* UserID ("" = keep) */
+    char *pid_file;             /* PidFile ("" = none) */
+    struct smm_cidrlist internal_hosts; /* InternalHosts */
+    struct smm_strlist outbound_daemons; /* OutboundDaemons */
+    char *keystore;             /* KeyStore */
+    char *keystore_passfile;    /* KeyStorePassphraseFile ("" = none) */
+    char *trust_anchors;        /* TrustAnchors ("" = none) */
+    int sign_domain_keys;       /* SignDomainKeys */
+    int stamp_header;           /* StampHeader */
+    size_t max_memory_body;     /* MaxMemoryBody */
+    char *temp_dir;             /* TempDirectory */
+    size_t max_message_size;    /* MaxMessageSize (0 = no limit) */
+    int log_level;              /* LogLevel (syslog numbers) */
+    char *syslog_facility;      /* SyslogFacility */
+};
+
+smm_status smm_config_load(const char *, struct smm_config **,
+                           struct smm_err *);
+smm_status smm_config_defaults(struct smm_config **, struct smm_err *);
+void smm_config_free(struct smm_config *);
+void smm_strlist_free(struct smm_strlist *);
+int smm_config_key_count(void);
+const char *smm_config_key_name(int);
+const char *smm_config_key_default(int);
+
+#endif

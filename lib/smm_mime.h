@@ -1,0 +1,40 @@
+/*
+ * smm_mime -- GMime glue: what a message is, and its canonical form.
+ *
+ * smm_mime_protection() tells whether a message is already S/MIME or
+ * PGP/MIME protected (by its top-level Content-Type).
+ *
+ * smm_mime_canonical_entity() builds the entity to be signed from the
+ * message's Content-* header fields and body: every leaf part gets a 7-bit
+ * transfer encoding (kept when it already has one, else quoted-printable
+ * or base64 as GMime judges best), multipart epilogues are dropped
+ * (Outlook refuses signatures that cover them), nested signed or
+ * encrypted parts are left byte for byte, and every line ends in CRLF.
+ * The result is written to a spool; the same bytes must then be sent.
+ *
+ * GMime objects are created and released inside each call; nothing is
+ * shared between threads.  g_mime_init() must have been called.
+ */
+#ifndef SMM_MIME_H
+#define SMM_MIME_H
+
+#include "smm_err.h"
+#include "smm_message.h"
+#include "smm_spool.h"
+
+enum smm_protection {
+    SMM_PROT_NONE = 0,
+    SMM_PROT_SMIME_SIGNED,     /* multipart/signed, pkcs7-signature */
+    SMM_PROT_SMIME_OPAQUE,     /* application/pkcs7-mime or *.p7m */
+    SMM_PROT_PGP,              /* PGP/MIME signed or encrypted */
+    SMM_PROT_OTHER_SIGNED,     /* multipart/signed, other protocol */
+};
+
+enum smm_protection smm_mime_protection(const struct smm_message *);
+const char *smm_protection_name(enum smm_protection);
+int smm_mime_is_content_header(const char *);
+smm_status smm_mime_canonical_entity(struct smm_message *,
+                                     struct smm_spool *, struct smm_err *);
+void smm_mime_boundary(char *, size_t);
+
+#endif

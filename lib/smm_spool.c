@@ -1,0 +1,269 @@
+/*
+ * smm_spool -- memory-then-file byte store; see smm_spool.h.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "smm_spool.h"
+
+static smm_status spool_spill(struct smm_spool *, struct smm_err *);
+
+struct smm_spool {
+    size_t max_mem;
+    char *tmpdir;
+    GByteArray *mem; /* memory mode, or NULL */
+    int fd;          /* file mode, or -1 */
+    size_t len;      /* bytes written through smm_spool_write() */
+};
+
+smm_status
+smm_spool_new(size_t max_mem, const char *tmpdir, struct smm_spool **out,
+              struct smm_err *err)
+{
+    struct smm_spool *sp;
+
+    *out = NULL;
+    if ((sp = calloc(1, sizeof(*sp))) == NULL)
+        return smm_err_set(err, SMM_ENOMEM, "out of memory");
+    sp->max_mem = max_mem;
+    sp->fd = -1;
+    sp->tmpdir = strdup(tmpdir != NULL && *tmpdir != '\0' ? tmpdir : "/tmp");
+    sp->mem = g_byte_array_new();
+    if (sp->tmpdir == NULL) {
+        smm_spool_free(sp);
+        return smm_err_set(err, SMM_ENOMEM, "out of memory");
+    }
+    /* a limit of 0 means "always on disk" (used for big outputs) */
+    if (max_mem == 0 && spool_spill(sp, err) != SMM_OK) {
+        smm_spool_free(sp);
+        return err != NULL ? err->status : SMM_EIO;
+    }
+    *out = sp;
+    return SMM_OK;
+}
+
+static smm_status
+write_all(int fd, const void *p, size_t n, struct smm_err *err)
+{
+    const char *c = p;
+    ssize_t w;
+
+    while (n > 0) {
+        w = write(fd, c, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return smm_err_set(err, SMM_EIO, "write to temp file: %s",
+                               strerror(errno));
+        c += w;
+        n -= (size_t)w;
+    }
+    return SMM_OK;
+}
+
+/* Move the memory contents to a fresh unlinked temp file. */
+static smm_status
+spool_spill(struct smm_spool *sp, struct smm_err *err)
+{
+    char path[4096];
+    int fd;
+    smm_status st;
+
+    if (snprintf(path, sizeof(path), "%s/smime-milter.XXXXXX", sp->tmpdir) >=
+        (int)sizeof(path))
+        return smm_err_set(err, SMM_EINVAL, "TempDirectory path too long");
+    if ((fd = mkstemp(path)) < 0)
+        return smm_err_set(err, SMM_EIO, "cannot create temp file in %s: %s",
+                           sp->tmpdir, strerror(errno));
+    (void)unlink(path);
+    if ((st = write_all(fd, sp->mem->data, sp->mem->len, err)) != SMM_OK) {
+        close(fd);
+        return st;
+    }
+    g_byte_array_free(sp->mem, TRUE);
+    sp->mem = NULL;
+    sp->fd = fd;
+    return SMM_OK;
+}
+
+smm_status
+smm_spool_write(struct smm_spool *sp, const void *p, size_t n,
+                struct smm_err *err)
+{
+    smm_status st;
+
+    if (n == 0)
+        return SMM_OK;
+    if (sp->mem != NULL && sp->mem->len + n > sp->max_mem)
+        if ((st = spool_spill(sp, err)) != SMM_OK)
+            return st;
+    if (sp->mem != NULL) {
+        g_byte_array_append(sp->mem, p, (guint)n);
+    } else {
+        if (lseek(sp->fd, 0, SEEK_END) < 0)
+            return smm_err_set(err, SMM_EIO, "seek temp file: %s",
+                               strerror(errno));
+        if ((st = write_all(sp->fd, p, n, err)) != SMM_OK)
+            return st;
+    }
+    sp->len += n;
+    return SMM_OK;
+}
+
+/*
+ * Current length.  Writers other than smm_spool_write() (a GMime stream)
+ * may have grown the storage, so ask the storage itself.
+ */
+size_t
+smm_spool_len(struct smm_spool *sp)
+{
+    struct stat st;
+
+    if (sp->mem != NULL)
+        sp->len = sp->mem->len;
+    else if (fstat(sp->fd, &st) == 0)
+        sp->len = (size_t)st.st_size;
+    return sp->len;
+}
+
+int
+smm_spool_spilled(const struct smm_spool *sp)
+{
+    return sp->mem == NULL;
+}
+
+ssize_t
+smm_spool_pread(struct smm_spool *sp, void *buf, size_t n, size_t off)
+{
+    size_t len = smm_spool_len(sp);
+    ssize_t r;
+
+    if (off >= len)
+        return 0;
+    if (n > len - off)
+        n = len - off;
+    if (sp->mem != NULL) {
+        memcpy(buf, sp->mem->data + off, n);
+        return (ssize_t)n;
+    }
+    do
+        r = pread(sp->fd, buf, n, (off_t)off);
+    while (r < 0 && errno == EINTR);
+    return r;
+}
+
+smm_status
+smm_spool_truncate(struct smm_spool *sp, struct smm_err *err)
+{
+    if (sp->mem != NULL) {
+        g_byte_array_set_size(sp->mem, 0);
+    } else if (ftruncate(sp->fd, 0) != 0) {
+        return smm_err_set(err, SMM_EIO, "truncate temp file: %s",
+                           strerror(errno));
+    }
+    sp->len = 0;
+    return SMM_OK;
+}
+
+/*
+ * A GMime stream over the spool, positioned at the start.  Reading sees the
+ * current contents; writing appends (memory) or writes at the position
+ * (file).  The caller unrefs it.
+ */
+GMimeStream *
+smm_spool_gmime_stream(struct smm_spool *sp, struct smm_err *err)
+{
+    GMimeStream *s;
+    int fd;
+
+    if (sp->mem != NULL) {
+        s = g_mime_stream_mem_new();
+        /* not owned: the spool keeps the array */
+        g_mime_stream_mem_set_byte_array(GMIME_STREAM_MEM(s), sp->mem);
+        return s;
+    }
+    if ((fd = dup(sp->fd)) < 0) {
+        smm_err_set(err, SMM_EIO, "dup temp file: %s", strerror(errno));
+        return NULL;
+    }
+    if (lseek(fd, 0, SEEK_SET) < 0) {
+        smm_err_set(err, SMM_EIO, "seek temp file: %s", strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    s = g_mime_stream_fs_new(fd);
+    return s;
+}
+
+/* A read-only BIO over the current contents.  The caller frees it. */
+BIO *
+smm_spool_bio(struct smm_spool *sp, struct smm_err *err)
+{
+    BIO *b;
+    int fd;
+
+    if (sp->mem != NULL) {
+        b = BIO_new_mem_buf(sp->mem->len ? (void *)sp->mem->data : "",
+                            (int)sp->mem->len);
+        if (b == NULL)
+            smm_err_ossl(err, SMM_ENOMEM, "BIO_new_mem_buf");
+        return b;
+    }
+    if ((fd = dup(sp->fd)) < 0) {
+        smm_err_set(err, SMM_EIO, "dup temp file: %s", strerror(errno));
+        return NULL;
+    }
+    if (lseek(fd, 0, SEEK_SET) < 0) {
+        smm_err_set(err, SMM_EIO, "seek temp file: %s", strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    if ((b = BIO_new_fd(fd, BIO_CLOSE)) == NULL) {
+        close(fd);
+        smm_err_ossl(err, SMM_ENOMEM, "BIO_new_fd");
+    }
+    return b;
+}
+
+/* Append all of src to dst. */
+smm_status
+smm_spool_copy(struct smm_spool *dst, struct smm_spool *src,
+               struct smm_err *err)
+{
+    char buf[65536];
+    size_t off = 0;
+    ssize_t n;
+    smm_status st;
+
+    for (;;) {
+        n = smm_spool_pread(src, buf, sizeof(buf), off);
+        if (n < 0)
+            return smm_err_set(err, SMM_EIO, "read temp file: %s",
+                               strerror(errno));
+        if (n == 0)
+            return SMM_OK;
+        if ((st = smm_spool_write(dst, buf, (size_t)n, err)) != SMM_OK)
+            return st;
+        off += (size_t)n;
+    }
+}
+
+void
+smm_spool_free(struct smm_spool *sp)
+{
+    if (sp == NULL)
+        return;
+    if (sp->mem != NULL)
+        g_byte_array_free(sp->mem, TRUE);
+    if (sp->fd >= 0)
+        close(sp->fd);
+    free(sp->tmpdir);
+    free(sp);
+}

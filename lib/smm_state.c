@@ -1,0 +1,50 @@
+/*
+ * smm_state -- loaded snapshot; see smm_state.h.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+
+#include "smm_state.h"
+
+smm_status
+smm_state_load(const char *conffile, struct smm_state **out,
+               struct smm_diag *diag, struct smm_err *err)
+{
+    struct smm_state *s;
+    smm_status st;
+
+    *out = NULL;
+    if ((s = calloc(1, sizeof(*s))) == NULL)
+        return smm_err_set(err, SMM_ENOMEM, "out of memory");
+    s->refs = 1;
+    if ((st = smm_config_load(conffile, &s->cfg, err)) != SMM_OK ||
+        (st = smm_trust_load(s->cfg->trust_anchors, &s->trust, diag, err)) !=
+            SMM_OK ||
+        (st = smm_keystore_load(s->cfg, s->trust, &s->ks, diag, err)) !=
+            SMM_OK) {
+        smm_state_unref(s);
+        return st;
+    }
+    *out = s;
+    return SMM_OK;
+}
+
+struct smm_state *
+smm_state_ref(struct smm_state *s)
+{
+    if (s != NULL)
+        __atomic_add_fetch(&s->refs, 1, __ATOMIC_RELAXED);
+    return s;
+}
+
+void
+smm_state_unref(struct smm_state *s)
+{
+    if (s == NULL || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) > 0)
+        return;
+    smm_keystore_free(s->ks);
+    smm_trust_free(s->trust);
+    smm_config_free(s->cfg);
+    free(s);
+}

@@ -1,0 +1,33 @@
+/*
+ * smm_state -- one immutable snapshot of everything loaded from disk:
+ * the configuration, the trust anchors and the key store.
+ *
+ * smm_state_load() builds a new snapshot from a config file; problems
+ * that do not prevent running (an unreadable key file, a key without a
+ * certificate) are collected in diag.  Snapshots are reference-counted:
+ * every message holds a reference from its first callback to its end, so
+ * a reload (which swaps in a new snapshot) never mixes old and new state
+ * within one message.  ref/unref are thread-safe (atomic).
+ */
+#ifndef SMM_STATE_H
+#define SMM_STATE_H
+
+#include "smm_config.h"
+#include "smm_diag.h"
+#include "smm_err.h"
+#include "smm_keystore.h"
+#include "smm_trust.h"
+
+struct smm_state {
+    int refs;
+    struct smm_config *cfg;
+    struct smm_trust *trust;
+    struct smm_keystore *ks;
+};
+
+smm_status smm_state_load(const char *, struct smm_state **,
+                          struct smm_diag *, struct smm_err *);
+struct smm_state *smm_state_ref(struct smm_state *);
+void smm_state_unref(struct smm_state *);
+
+#endif

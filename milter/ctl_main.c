@@ -1,0 +1,312 @@
+/*
+ * smime-milter-ctl -- the admin tool.
+ *
+ *   process  run the milter's pipeline offline on a message (stdin ->
+ *            stdout), with the same configuration and key store
+ *   keys     list the key store, warn about certificates near expiry
+ *
+ * Uses only lib/ (no libmilter, no direct OpenSSL or GMime calls).
+ */
+#include "config.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <gmime/gmime.h>
+
+#include "smm_cms.h"
+#include "smm_keystore.h"
+#include "smm_log.h"
+#include "smm_message.h"
+#include "smm_pipeline.h"
+#include "smm_state.h"
+#include "smm_x509.h"
+
+#define EX_TEMPFAIL_ 75
+
+static const char *progname = "smime-milter-ctl";
+
+static void
+log_stderr(int level, const char *line, void *arg)
+{
+    (void)arg;
+    fprintf(stderr, "%s: %s: %s\n", progname, smm_log_level_name(level),
+            line);
+}
+
+static void
+usage(void)
+{
+    fprintf(stderr,
+            "usage: %s [-c conffile] COMMAND [options]\n"
+            "commands:\n"
+            "  process --outbound|--inbound --from ADDR --rcpt ADDR "
+            "[--rcpt ADDR ...]\n"
+            "          [--signing-time EPOCH] [--now EPOCH] < message > "
+            "result\n"
+            "  keys [--now EPOCH]\n"
+            "every command accepts -c conffile (default %s)\n",
+            progname, SMM_DEFAULT_CONFIG);
+    exit(2);
+}
+
+static struct smm_state *
+load_state(const char *conffile, int quiet)
+{
+    struct smm_state *s;
+    struct smm_diag diag = {0};
+    struct smm_err err;
+
+    smm_log_set(log_stderr, NULL, quiet ? SMM_LOG_ERR : SMM_LOG_WARNING);
+    if (smm_state_load(conffile, &s, &diag, &err) != SMM_OK) {
+        fprintf(stderr, "%s: %s\n", progname, err.msg);
+        smm_diag_free(&diag);
+        return NULL;
+    }
+    smm_diag_free(&diag);
+    return s;
+}
+
+static time_t
+parse_epoch(const char *s)
+{
+    char *end;
+    long long v = strtoll(s, &end, 10);
+
+    if (*end != '\0' || v <= 0) {
+        fprintf(stderr, "%s: bad time \"%s\" (seconds since 1970)\n",
+                progname, s);
+        exit(2);
+    }
+    return (time_t)v;
+}
+
+static int
+cmd_process(const char *conffile, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"outbound", no_argument, NULL, 'o'},
+        {"inbound", no_argument, NULL, 'i'},
+        {"from", required_argument, NULL, 'f'},
+        {"rcpt", required_argument, NULL, 'r'},
+        {"signing-time", required_argument, NULL, 's'},
+        {"now", required_argument, NULL, 'n'},
+        {"config", required_argument, NULL, 'c'},
+        {NULL, 0, NULL, 0},
+    };
+    struct smm_state *s = NULL;
+    struct smm_message *m = NULL;
+    struct smm_result r;
+    struct smm_err err;
+    struct smm_run_opts ro = {0};
+    const char *from = NULL;
+    char **rcpts = NULL;
+    int nrcpts = 0, dir = -1, c, rc = 1, i;
+
+    memset(&r, 0, sizeof(r));
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o':
+            dir = SMM_DIR_OUTBOUND;
+            break;
+        case 'i':
+            dir = SMM_DIR_INBOUND;
+            break;
+        case 'f':
+            from = optarg;
+            break;
+        case 'r':
+            rcpts = realloc(rcpts, (size_t)(nrcpts + 1) * sizeof(*rcpts));
+            if (rcpts == NULL)
+                return 1;
+            rcpts[nrcpts++] = optarg;
+            break;
+        case 's':
+            ro.signing_time = parse_epoch(optarg);
+            break;
+        case 'n':
+            ro.now = parse_epoch(optarg);
+            break;
+        case 'c':
+            conffile = optarg;
+            break;
+        default:
+            usage();
+        }
+    }
+    if (dir < 0 || from == NULL || nrcpts == 0 || optind != argc) {
+        fprintf(stderr, "%s process: needs --outbound or --inbound, --from "
+                        "and at least one --rcpt\n",
+                progname);
+        free(rcpts);
+        return 2;
+    }
+    if ((s = load_state(conffile, 1)) == NULL)
+        goto out;
+    smm_log_set(log_stderr, NULL, s->cfg->log_level);
+    if (smm_message_new(s->cfg->max_memory_body, s->cfg->max_message_size,
+                        s->cfg->temp_dir, &m, &err) != SMM_OK ||
+        smm_message_set_from(m, from) != SMM_OK) {
+        fprintf(stderr, "%s: %s\n", progname, err.msg);
+        goto out;
+    }
+    for (i = 0; i < nrcpts; i++)
+        if (smm_message_add_rcpt(m, rcpts[i]) != SMM_OK)
+            goto out;
+    if (smm_message_read(stdin, m, &err) != SMM_OK) {
+        fprintf(stderr, "%s: reading the message: %s\n", progname, err.msg);
+        goto out;
+    }
+    if (smm_pipeline_run(s, m, (enum smm_direction)dir, &ro, &r, &err) !=
+        SMM_OK) {
+        fprintf(stderr, "%s: %s\n", progname, err.msg);
+        rc = EX_TEMPFAIL_;
+        goto out;
+    }
+    fprintf(stderr, "%s: %s result=%s%s\n", progname,
+            smm_direction_name((enum smm_direction)dir),
+            r.verdict != NULL ? r.verdict : "-",
+            r.log.data != NULL ? r.log.data : "");
+    switch (r.action) {
+    case SMM_ACT_TEMPFAIL:
+        fprintf(stderr, "%s: tempfail: %s %s %s\n", progname, r.rcode,
+                r.xcode, r.reply);
+        rc = EX_TEMPFAIL_;
+        goto out;
+    case SMM_ACT_REJECT:
+        fprintf(stderr, "%s: reject: %s %s %s\n", progname, r.rcode, r.xcode,
+                r.reply);
+        rc = 3;
+        goto out;
+    case SMM_ACT_HOLD:
+        fprintf(stderr, "%s: hold: %s\n", progname,
+                r.hold_reason != NULL ? r.hold_reason : "");
+        break;
+    case SMM_ACT_DELIVER:
+        break;
+    }
+    if (smm_result_write(&r, m, stdout, &err) != SMM_OK) {
+        fprintf(stderr, "%s: writing the result: %s\n", progname, err.msg);
+        goto out;
+    }
+    rc = r.action == SMM_ACT_HOLD ? 4 : 0;
+out:
+    smm_result_free(&r);
+    smm_message_free(m);
+    smm_state_unref(s);
+    free(rcpts);
+    return rc;
+}
+
+static void
+fmt_time(time_t t, char *buf, size_t sz)
+{
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    strftime(buf, sz, "%Y-%m-%d", &tm);
+}
+
+static int
+cmd_keys(const char *conffile, int argc, char **argv)
+{
+    struct smm_state *s;
+    size_t i, j, warn = 0;
+    time_t now = time(NULL);
+    char nb[16], na[16];
+    int c;
+    static const struct option opts[] = {
+        {"now", required_argument, NULL, 'n'},
+        {"config", required_argument, NULL, 'c'},
+        {NULL, 0, NULL, 0},
+    };
+
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
+        if (c == 'n')
+            now = parse_epoch(optarg);
+        else if (c == 'c')
+            conffile = optarg;
+        else
+            usage();
+    }
+    if ((s = load_state(conffile, 0)) == NULL)
+        return 1;
+    printf("%-32s %-12s %-24s %-10s %-10s %s\n", "ADDRESS", "USAGE",
+           "SERIAL", "NOTBEFORE", "NOTAFTER", "STATUS / FILE");
+    for (i = 0; i < smm_keystore_count(s->ks); i++) {
+        const struct smm_key *k = smm_keystore_get(s->ks, i);
+        char usage[16] = "";
+        const char *status = "ok";
+        double life = difftime(k->not_after, k->not_before);
+        double left = difftime(k->not_after, now);
+
+        if (k->usage & SMM_USE_SIGN)
+            strcat(usage, "sign");
+        if (k->usage & SMM_USE_ENCRYPT)
+            strcat(usage, usage[0] ? ",encrypt" : "encrypt");
+        if (usage[0] == '\0')
+            strcpy(usage, "none");
+        if (!(k->usage & SMM_USE_EMAIL))
+            status = "no-email-eku";
+        else if (now < k->not_before)
+            status = "not-yet-valid";
+        else if (left < 0)
+            status = "expired";
+        else if (life > 0 && left < life * 0.2) {
+            status = "RENEW-SOON";
+            warn++;
+        }
+        fmt_time(k->not_before, nb, sizeof(nb));
+        fmt_time(k->not_after, na, sizeof(na));
+        for (j = 0; j < (k->addrs.n ? k->addrs.n : 1); j++)
+            printf("%-32s %-12s %-24.24s %-10s %-10s %s%s %s\n",
+                   k->addrs.n ? k->addrs.v[j] : "(none)", usage, k->serial,
+                   nb, na, status, k->trusted ? "" : ",untrusted", k->file);
+        if (strcmp(status, "RENEW-SOON") == 0)
+            fprintf(stderr,
+                    "%s: warning: %s (%s): less than 20%% of its lifetime "
+                    "left, expires %s; renew it\n",
+                    progname, k->addrs.n ? k->addrs.v[0] : "(none)",
+                    k->file, na);
+    }
+    printf("%zu keys\n", smm_keystore_count(s->ks));
+    smm_state_unref(s);
+    return warn ? 1 : 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *conffile = SMM_DEFAULT_CONFIG;
+    struct smm_err err;
+    int i;
+
+    /* global -c before the command */
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
+            conffile = argv[++i];
+            continue;
+        }
+        break;
+    }
+    if (i >= argc)
+        usage();
+    g_mime_init();
+    smm_log_set(log_stderr, NULL, SMM_LOG_WARNING);
+    if (smm_crypto_init(&err) != SMM_OK) {
+        fprintf(stderr, "%s: %s\n", progname, err.msg);
+        return 1;
+    }
+    if (strcmp(argv[i], "process") == 0)
+        return cmd_process(conffile, argc - i, argv + i);
+    if (strcmp(argv[i], "keys") == 0)
+        return cmd_keys(conffile, argc - i, argv + i);
+    fprintf(stderr, "%s: unknown command \"%s\"\n", progname, argv[i]);
+    usage();
+    return 2;
+}

@@ -1,0 +1,37 @@
+/*
+ * mf -- the smime-milter daemon's shared declarations.
+ *
+ * milter/ is the only code that includes libmilter.  It never calls
+ * OpenSSL, LDAP or GMime: everything it needs is in lib/ (smm_*).
+ *
+ *   mf_main.c       arguments, logging set-up, supervisor, privileges
+ *   mf_state.c      the current state snapshot, reload on SIGUSR1
+ *   mf_callbacks.c  libmilter callbacks: collect, hand off, apply
+ *   mf_apply.c      turn a struct smm_result into smfi_* calls
+ */
+#ifndef MF_H
+#define MF_H
+
+#include <libmilter/mfapi.h>
+
+#include "smm_result.h"
+#include "smm_state.h"
+
+extern struct smfiDesc mf_desc;
+
+/* mf_state.c */
+int mf_state_init(const char *);
+struct smm_state *mf_state_get(void);
+int mf_state_reload(void);
+void mf_state_shutdown(void);
+void mf_conn_enter(void);
+void mf_conn_leave(void);
+int mf_conn_wait(int);
+
+/* mf_apply.c */
+sfsistat mf_apply(SMFICTX *, const struct smm_result *);
+
+/* mf_main.c */
+void mf_log_line(int, const char *, void *);
+
+#endif

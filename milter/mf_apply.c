@@ -1,0 +1,83 @@
+/*
+ * mf_apply -- apply a pipeline result to the message in the MTA.
+ *
+ * Header edits in order (smfi_chgheader / smfi_addheader), then the
+ * replacement body in chunks (smfi_replacebody), then the verdict.  Any
+ * failing smfi_* call turns the verdict into a tempfail, so a half-applied
+ * change is never delivered: the MTA throws the transaction away and the
+ * client retries.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "mf.h"
+#include "smm_log.h"
+
+#define MF_BODY_CHUNK 65536
+
+static sfsistat
+tempfail(SMFICTX *ctx, const char *what)
+{
+    smm_log(SMM_LOG_ERR, "%s failed; message tempfailed", what);
+    (void)smfi_setreply(ctx, "451", "4.3.0",
+                        "temporary failure applying S/MIME changes");
+    return SMFIS_TEMPFAIL;
+}
+
+sfsistat
+mf_apply(SMFICTX *ctx, const struct smm_result *r)
+{
+    size_t i, off = 0;
+    ssize_t n;
+    unsigned char buf[MF_BODY_CHUNK];
+
+    char rcode[sizeof(r->rcode)], xcode[sizeof(r->xcode)];
+
+    memcpy(rcode, r->rcode, sizeof(rcode));
+    memcpy(xcode, r->xcode, sizeof(xcode));
+    switch (r->action) {
+    case SMM_ACT_TEMPFAIL:
+        (void)smfi_setreply(ctx, rcode, xcode, r->reply);
+        return SMFIS_TEMPFAIL;
+    case SMM_ACT_REJECT:
+        (void)smfi_setreply(ctx, rcode, xcode, r->reply);
+        return SMFIS_REJECT;
+    case SMM_ACT_HOLD:
+        if (smfi_quarantine(ctx, r->hold_reason != NULL
+                                     ? r->hold_reason
+                                     : (char *)"smime-milter") != MI_SUCCESS)
+            return tempfail(ctx, "smfi_quarantine");
+        break;
+    case SMM_ACT_DELIVER:
+        break;
+    }
+    for (i = 0; i < r->nedits; i++) {
+        const struct smm_edit *e = &r->edits[i];
+        int rc;
+        switch (e->op) {
+        case SMM_EDIT_ADD:
+            rc = smfi_addheader(ctx, e->name, e->value);
+            break;
+        case SMM_EDIT_CHANGE:
+            rc = smfi_chgheader(ctx, e->name, e->index, e->value);
+            break;
+        case SMM_EDIT_DELETE:
+        default:
+            rc = smfi_chgheader(ctx, e->name, e->index, NULL);
+            break;
+        }
+        if (rc != MI_SUCCESS)
+            return tempfail(ctx, "header change");
+    }
+    if (r->body != NULL) {
+        while ((n = smm_spool_pread(r->body, buf, sizeof(buf), off)) > 0) {
+            if (smfi_replacebody(ctx, buf, (int)n) != MI_SUCCESS)
+                return tempfail(ctx, "smfi_replacebody");
+            off += (size_t)n;
+        }
+        if (n < 0)
+            return tempfail(ctx, "reading the new body");
+    }
+    return SMFIS_CONTINUE;
+}

@@ -1,0 +1,316 @@
+/*
+ * mf_callbacks -- libmilter callbacks.
+ *
+ * Thin by design: each callback fetches its context, stores what the MTA
+ * sent, and returns.  At end of message the whole message goes to the
+ * library pipeline (smm_pipeline_run) and the result to mf_apply().
+ *
+ * State: struct conn lives from connect to close (client address, MTA
+ * service name); struct msg from MAIL FROM to end of message or abort
+ * (the state snapshot reference, the direction, the buffered message).
+ * libmilter runs one thread per connection, so neither needs locking.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "mf.h"
+#include "smm_log.h"
+#include "smm_message.h"
+#include "smm_pipeline.h"
+#include "smm_policy.h"
+
+struct msg {
+    struct smm_state *state;
+    struct smm_message *m;
+    enum smm_direction dir;
+    const char *dir_reason;
+    char *auth;
+    struct timespec t0;
+    int failed;            /* spooling failed: tempfail at the end */
+    char fail_msg[SMM_ERR_MSGLEN];
+};
+
+struct conn {
+    char addr[INET6_ADDRSTRLEN + 8];
+    char *daemon;
+    struct msg *msg;
+};
+
+static void
+msg_free(struct msg *mg)
+{
+    if (mg == NULL)
+        return;
+    smm_message_free(mg->m);
+    smm_state_unref(mg->state);
+    free(mg->auth);
+    free(mg);
+}
+
+static struct conn *
+get_conn(SMFICTX *ctx)
+{
+    return (struct conn *)smfi_getpriv(ctx);
+}
+
+static char *
+macro_dup(SMFICTX *ctx, const char *name)
+{
+    const char *v = smfi_getsymval(ctx, (char *)name);
+
+    return v != NULL ? strdup(v) : NULL;
+}
+
+static sfsistat
+cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
+             unsigned long f2, unsigned long f3, unsigned long *pf0,
+             unsigned long *pf1, unsigned long *pf2, unsigned long *pf3)
+{
+    unsigned long want_act = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_CHGBODY |
+                             SMFIF_QUARANTINE;
+    unsigned long skip = SMFIP_NOHELO | SMFIP_NOUNKNOWN | SMFIP_NODATA;
+
+    (void)f2;
+    (void)f3;
+    if ((f0 & want_act) != want_act) {
+        smm_log(SMM_LOG_ERR, "the MTA does not offer the actions we need "
+                             "(add/change headers, replace body, "
+                             "quarantine)");
+        return SMFIS_REJECT;
+    }
+    *pf0 = want_act;
+    *pf1 = f1 & skip;
+    *pf2 = 0;
+    *pf3 = 0;
+    (void)smfi_setsymlist(ctx, SMFIM_CONNECT, "{daemon_name} {client_addr}");
+    (void)smfi_setsymlist(ctx, SMFIM_ENVFROM, "{auth_authen} i");
+    (void)smfi_setsymlist(ctx, SMFIM_EOM, "i");
+    return SMFIS_CONTINUE;
+}
+
+static sfsistat
+cb_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *sa)
+{
+    struct conn *c;
+    const char *a;
+
+    (void)host;
+    if ((c = calloc(1, sizeof(*c))) == NULL)
+        return SMFIS_TEMPFAIL;
+    if (sa != NULL && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, c->addr,
+                  sizeof(c->addr));
+    else if (sa != NULL && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr,
+                  c->addr, sizeof(c->addr));
+    else if ((a = smfi_getsymval(ctx, "{client_addr}")) != NULL)
+        snprintf(c->addr, sizeof(c->addr), "%s", a);
+    c->daemon = macro_dup(ctx, "{daemon_name}");
+    if (smfi_setpriv(ctx, c) != MI_SUCCESS) {
+        free(c->daemon);
+        free(c);
+        return SMFIS_TEMPFAIL;
+    }
+    mf_conn_enter();
+    return SMFIS_CONTINUE;
+}
+
+static sfsistat
+cb_envfrom(SMFICTX *ctx, char **argv)
+{
+    struct conn *c = get_conn(ctx);
+    struct msg *mg;
+    struct smm_err err;
+    const struct smm_config *cfg;
+
+    if (c == NULL)
+        return SMFIS_TEMPFAIL;
+    msg_free(c->msg);
+    c->msg = NULL;
+    if ((mg = calloc(1, sizeof(*mg))) == NULL)
+        return SMFIS_TEMPFAIL;
+    clock_gettime(CLOCK_MONOTONIC, &mg->t0);
+    if ((mg->state = mf_state_get()) == NULL) {
+        free(mg);
+        return SMFIS_TEMPFAIL;
+    }
+    cfg = mg->state->cfg;
+    if (smm_message_new(cfg->max_memory_body, cfg->max_message_size,
+                        cfg->temp_dir, &mg->m, &err) != SMM_OK ||
+        smm_message_set_from(mg->m, argv[0]) != SMM_OK) {
+        smm_log(SMM_LOG_ERR, "cannot start a message: %s", err.msg);
+        msg_free(mg);
+        return SMFIS_TEMPFAIL;
+    }
+    mg->auth = macro_dup(ctx, "{auth_authen}");
+    mg->dir = smm_direction_decide(cfg, mg->auth, c->addr, c->daemon,
+                                   &mg->dir_reason);
+    c->msg = mg;
+    return SMFIS_CONTINUE;
+}
+
+static sfsistat
+cb_envrcpt(SMFICTX *ctx, char **argv)
+{
+    struct conn *c = get_conn(ctx);
+
+    if (c == NULL || c->msg == NULL)
+        return SMFIS_TEMPFAIL;
+    if (smm_message_add_rcpt(c->msg->m, argv[0]) != SMM_OK)
+        return SMFIS_TEMPFAIL;
+    return SMFIS_CONTINUE;
+}
+
+static sfsistat
+cb_header(SMFICTX *ctx, char *name, char *value)
+{
+    struct conn *c = get_conn(ctx);
+
+    if (c == NULL || c->msg == NULL)
+        return SMFIS_TEMPFAIL;
+    if (smm_message_add_header(c->msg->m, name, value) != SMM_OK)
+        return SMFIS_TEMPFAIL;
+    return SMFIS_CONTINUE;
+}
+
+static sfsistat
+cb_body(SMFICTX *ctx, unsigned char *p, size_t n)
+{
+    struct conn *c = get_conn(ctx);
+    struct smm_err err;
+
+    if (c == NULL || c->msg == NULL)
+        return SMFIS_TEMPFAIL;
+    if (c->msg->failed)
+        return SMFIS_CONTINUE;
+    if (smm_message_add_body(c->msg->m, p, n, &err) != SMM_OK) {
+        /* keep reading; the verdict at the end is tempfail */
+        c->msg->failed = 1;
+        snprintf(c->msg->fail_msg, sizeof(c->msg->fail_msg), "%s", err.msg);
+    }
+    return SMFIS_CONTINUE;
+}
+
+static void
+log_summary(const struct conn *c, const struct msg *mg,
+            const struct smm_result *r, sfsistat rc)
+{
+    struct timespec t1;
+    double ms;
+    char from[256], qid[64];
+    const char *act;
+
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    ms = (double)(t1.tv_sec - mg->t0.tv_sec) * 1e3 +
+         (double)(t1.tv_nsec - mg->t0.tv_nsec) / 1e6;
+    smm_log_escape(from, sizeof(from), mg->m->env_from);
+    smm_log_escape(qid, sizeof(qid),
+                   mg->m->queue_id != NULL ? mg->m->queue_id : "NOQUEUE");
+    act = rc == SMFIS_TEMPFAIL ? "tempfail"
+          : rc == SMFIS_REJECT ? "reject"
+          : r->action == SMM_ACT_HOLD ? "hold"
+                                      : "deliver";
+    smm_log(SMM_LOG_INFO,
+            "%s: %s (%s) client=%s from=<%s> rcpts=%zu size=%zu "
+            "action=%s result=%s%s ms=%.1f",
+            qid, smm_direction_name(mg->dir), mg->dir_reason,
+            c->addr[0] ? c->addr : "unknown", from, mg->m->nrcpts,
+            mg->m->body_len, act, r->verdict != NULL ? r->verdict : "-",
+            r->log.data != NULL ? r->log.data : "", ms);
+}
+
+static sfsistat
+cb_eom(SMFICTX *ctx)
+{
+    struct conn *c = get_conn(ctx);
+    struct msg *mg;
+    struct smm_result r;
+    struct smm_err err;
+    sfsistat rc;
+    const char *qid;
+
+    if (c == NULL || c->msg == NULL)
+        return SMFIS_TEMPFAIL;
+    mg = c->msg;
+    if ((qid = smfi_getsymval(ctx, "i")) != NULL)
+        (void)smm_message_set_queue_id(mg->m, qid);
+    memset(&r, 0, sizeof(r));
+    if (mg->failed) {
+        r.verdict = "tempfail";
+        (void)smm_buf_printf(&r.log, " reason=spool error=\"%s\"",
+                             mg->fail_msg);
+        (void)smfi_setreply(ctx, "451", "4.3.0",
+                            "temporary local problem, try again later");
+        rc = SMFIS_TEMPFAIL;
+    } else if (smm_pipeline_run(mg->state, mg->m, mg->dir, NULL, &r, &err) !=
+               SMM_OK) {
+        smm_log(SMM_LOG_ERR, "%s: %s",
+                mg->m->queue_id != NULL ? mg->m->queue_id : "NOQUEUE",
+                err.msg);
+        r.verdict = "tempfail";
+        (void)smfi_setreply(ctx, "451", "4.3.0",
+                            "temporary local problem, try again later");
+        rc = SMFIS_TEMPFAIL;
+    } else {
+        rc = mf_apply(ctx, &r);
+    }
+    log_summary(c, mg, &r, rc);
+    smm_result_free(&r);
+    msg_free(mg);
+    c->msg = NULL;
+    return rc;
+}
+
+static sfsistat
+cb_abort(SMFICTX *ctx)
+{
+    struct conn *c = get_conn(ctx);
+
+    if (c != NULL) {
+        msg_free(c->msg);
+        c->msg = NULL;
+    }
+    return SMFIS_CONTINUE;
+}
+
+static sfsistat
+cb_close(SMFICTX *ctx)
+{
+    struct conn *c = get_conn(ctx);
+
+    if (c == NULL)
+        return SMFIS_CONTINUE;
+    msg_free(c->msg);
+    free(c->daemon);
+    free(c);
+    (void)smfi_setpriv(ctx, NULL);
+    mf_conn_leave();
+    return SMFIS_CONTINUE;
+}
+
+struct smfiDesc mf_desc = {
+    .xxfi_name = "smime-milter",
+    .xxfi_version = SMFI_VERSION,
+    .xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_CHGBODY |
+                  SMFIF_QUARANTINE,
+    .xxfi_connect = cb_connect,
+    .xxfi_helo = NULL,
+    .xxfi_envfrom = cb_envfrom,
+    .xxfi_envrcpt = cb_envrcpt,
+    .xxfi_header = cb_header,
+    .xxfi_eoh = NULL,
+    .xxfi_body = cb_body,
+    .xxfi_eom = cb_eom,
+    .xxfi_abort = cb_abort,
+    .xxfi_close = cb_close,
+    .xxfi_unknown = NULL,
+    .xxfi_data = NULL,
+    .xxfi_negotiate = cb_negotiate,
+};

@@ -1,0 +1,488 @@
+/*
+ * mf_main -- smime-milter: options, logging, supervisor, privileges.
+ *
+ * Process model: the process started by the admin (or systemd) is a small
+ * supervisor.  It checks the configuration, writes the PID file, and forks
+ * the worker that loads the key store, opens the milter socket, drops
+ * privileges and runs libmilter.  libmilter reserves SIGHUP for itself (it
+ * stops the filter), so the supervisor catches SIGHUP and forwards it to
+ * the worker as SIGUSR1, which reloads without dropping connections.
+ * SIGTERM/SIGINT are forwarded as SIGTERM: the worker stops accepting and
+ * finishes the messages in flight.  A worker that dies unexpectedly is
+ * restarted (with back-off), so a crash never leaves the MTA without its
+ * filter for long.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef HAVE_SYS_PRCTL_H
+#include <sys/prctl.h>
+#endif
+
+#include <gmime/gmime.h>
+
+#include "mf.h"
+#include "smm_cms.h"
+#include "smm_log.h"
+
+#define MF_DRAIN_SECONDS 60
+
+static int use_stderr;
+static int verbose;
+static const char *progname = "smime-milter";
+
+void
+mf_log_line(int level, const char *line, void *arg)
+{
+    (void)arg;
+    if (use_stderr) {
+        struct timespec ts;
+        struct tm tm;
+        char tbuf[32];
+        clock_gettime(CLOCK_REALTIME, &ts);
+        localtime_r(&ts.tv_sec, &tm);
+        strftime(tbuf, sizeof(tbuf), "%H:%M:%S", &tm);
+        fprintf(stderr, "%s.%03ld %s[%ld]: %s: %s\n", tbuf,
+                ts.tv_nsec / 1000000, progname, (long)getpid(),
+                smm_log_level_name(level), line);
+        fflush(stderr);
+    } else {
+        syslog(level, "%s", line);
+    }
+}
+
+static int
+facility_code(const char *name)
+{
+    static const struct {
+        const char *n;
+        int f;
+    } tab[] = {
+        {"mail", LOG_MAIL},     {"daemon", LOG_DAEMON}, {"user", LOG_USER},
+        {"local0", LOG_LOCAL0}, {"local1", LOG_LOCAL1}, {"local2", LOG_LOCAL2},
+        {"local3", LOG_LOCAL3}, {"local4", LOG_LOCAL4}, {"local5", LOG_LOCAL5},
+        {"local6", LOG_LOCAL6}, {"local7", LOG_LOCAL7},
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
+        if (strcasecmp(name, tab[i].n) == 0)
+            return tab[i].f;
+    return LOG_MAIL;
+}
+
+static void
+usage(void)
+{
+    fprintf(stderr,
+            "usage: %s [-fnvV] [-c conffile] [-p socket] [-u user] "
+            "[-P pidfile]\n"
+            "  -c conffile  configuration (default %s)\n"
+            "  -p socket    milter socket, overrides Socket "
+            "(unix:/path or inet:port@host)\n"
+            "  -u user      run as this user, overrides UserID\n"
+            "  -P pidfile   write the PID here, overrides PidFile\n"
+            "  -f           stay in the foreground, log to stderr\n"
+            "  -n           check configuration and key store, then exit\n"
+            "  -v           verbose (LogLevel debug)\n"
+            "  -V           print the version and exit\n",
+            progname, SMM_DEFAULT_CONFIG);
+    exit(2);
+}
+
+/* -n: load everything, print every problem, exit 0 (fine) or 1. */
+static int
+check_config(const char *conffile)
+{
+    struct smm_diag diag = {0};
+    struct smm_err err;
+    struct smm_state *s;
+    size_t i, nerr;
+
+    if (smm_state_load(conffile, &s, &diag, &err) != SMM_OK) {
+        for (i = 0; i < diag.n; i++)
+            fprintf(stderr, "%s: %s: %s\n", progname,
+                    smm_log_level_name(diag.levels[i]), diag.msgs[i]);
+        fprintf(stderr, "%s: error: %s\n", progname, err.msg);
+        smm_diag_free(&diag);
+        return 1;
+    }
+    for (i = 0; i < diag.n; i++)
+        fprintf(stderr, "%s: %s: %s\n", progname,
+                smm_log_level_name(diag.levels[i]), diag.msgs[i]);
+    nerr = smm_diag_count(&diag, SMM_LOG_ERR);
+    printf("%s: %s: %s, %zu keys, %zu errors, %zu warnings\n", progname,
+           conffile, nerr ? "problems found" : "OK",
+           smm_keystore_count(s->ks), nerr, diag.n - nerr);
+    smm_diag_free(&diag);
+    smm_state_unref(s);
+    return nerr ? 1 : 0;
+}
+
+static int
+write_pidfile(const char *path)
+{
+    FILE *fp;
+
+    if (path == NULL || *path == '\0')
+        return 0;
+    if ((fp = fopen(path, "w")) == NULL) {
+        smm_log(SMM_LOG_ERR, "PidFile %s: %s", path, strerror(errno));
+        return -1;
+    }
+    fprintf(fp, "%ld\n", (long)getpid());
+    fclose(fp);
+    return 0;
+}
+
+/* unix:/path, local:/path or a bare path -> the path; else NULL. */
+static const char *
+unix_socket_path(const char *sock)
+{
+    if (strncmp(sock, "unix:", 5) == 0)
+        return sock + 5;
+    if (strncmp(sock, "local:", 6) == 0)
+        return sock + 6;
+    if (sock[0] == '/')
+        return sock;
+    return NULL;
+}
+
+static int
+drop_privileges(const char *user, const char *sock)
+{
+    struct passwd *pw;
+    const char *path;
+
+    if (user == NULL || *user == '\0') {
+        if (geteuid() == 0)
+            smm_log(SMM_LOG_WARNING, "running as root: set UserID (or -u) "
+                                     "so the filter drops privileges");
+        return 0;
+    }
+    if ((pw = getpwnam(user)) == NULL) {
+        smm_log(SMM_LOG_ERR, "UserID %s: no such user", user);
+        return -1;
+    }
+    if ((path = unix_socket_path(sock)) != NULL &&
+        chown(path, pw->pw_uid, pw->pw_gid) != 0)
+        smm_log(SMM_LOG_WARNING, "chown %s: %s", path, strerror(errno));
+    if (getuid() == pw->pw_uid)
+        return 0;
+    if (setgid(pw->pw_gid) != 0 || initgroups(user, pw->pw_gid) != 0 ||
+        setuid(pw->pw_uid) != 0) {
+        smm_log(SMM_LOG_ERR, "cannot become %s: %s", user, strerror(errno));
+        return -1;
+    }
+    if (setuid(0) == 0) {
+        smm_log(SMM_LOG_ERR, "privileges not dropped: still root");
+        return -1;
+    }
+    return 0;
+}
+
+/* Worker thread: SIGUSR1 means "reload". */
+static void *
+reload_thread(void *arg)
+{
+    sigset_t set;
+    int sig;
+
+    (void)arg;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    for (;;) {
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        if (sig == SIGUSR1)
+            (void)mf_state_reload();
+    }
+    return NULL;
+}
+
+static int
+worker(const char *conffile, const char *sockopt, const char *useropt)
+{
+    struct smm_state *s;
+    const char *sock, *user, *path;
+    sigset_t set;
+    pthread_t tid;
+    int rc, left;
+
+    /* the supervisor's handlers must not run here */
+    signal(SIGHUP, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGCHLD, SIG_DFL);
+    if (mf_state_init(conffile) != 0)
+        return 78; /* EX_CONFIG: the supervisor will not retry */
+    s = mf_state_get();
+    smm_log_set(mf_log_line, NULL, verbose ? SMM_LOG_DEBUG
+                                           : s->cfg->log_level);
+    sock = sockopt != NULL ? sockopt : s->cfg->socket;
+    user = useropt != NULL ? useropt : s->cfg->user_id;
+    if ((path = unix_socket_path(sock)) != NULL)
+        umask(007);
+    if (smfi_setconn((char *)sock) != MI_SUCCESS ||
+        smfi_register(mf_desc) != MI_SUCCESS ||
+        smfi_opensocket(1) != MI_SUCCESS) {
+        smm_log(SMM_LOG_ERR, "cannot open milter socket %s", sock);
+        smm_state_unref(s);
+        return 71;
+    }
+    if (path != NULL)
+        (void)chmod(path, 0660);
+    if (drop_privileges(user, sock) != 0) {
+        smm_state_unref(s);
+        return 78;
+    }
+    smm_state_unref(s);
+    (void)smfi_settimeout(300);
+    (void)smfi_setbacklog(128);
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    if (pthread_create(&tid, NULL, reload_thread, NULL) != 0) {
+        smm_log(SMM_LOG_ERR, "cannot start the reload thread");
+        return 71;
+    }
+    smm_log(SMM_LOG_NOTICE, "%s %s listening on %s", progname,
+            PACKAGE_VERSION, sock);
+    rc = smfi_main();
+    left = mf_conn_wait(MF_DRAIN_SECONDS);
+    if (left > 0)
+        smm_log(SMM_LOG_WARNING, "stopping with %d connections still open",
+                left);
+    smm_log(SMM_LOG_NOTICE, "stopped");
+    if (path != NULL)
+        (void)unlink(path);
+    return rc == MI_SUCCESS ? 0 : 1;
+}
+
+static volatile sig_atomic_t got_hup, got_term, got_chld;
+
+static void
+sup_handler(int sig)
+{
+    if (sig == SIGHUP)
+        got_hup = 1;
+    else if (sig == SIGCHLD)
+        got_chld = 1;
+    else
+        got_term = 1;
+}
+
+/*
+ * The supervisor loop: run the worker, forward signals, restart it when
+ * it dies (not when it refused its configuration).
+ */
+static int
+supervise(const char *conffile, const char *sockopt, const char *useropt,
+          const char *pidfile)
+{
+    struct sigaction sa;
+    sigset_t block, old;
+    pid_t child = -1, w;
+    int status, fast_fails = 0;
+    time_t started = 0;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = sup_handler;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGCHLD, &sa, NULL);
+    sigemptyset(&block);
+    sigaddset(&block, SIGHUP);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &block, &old);
+
+    if (write_pidfile(pidfile) != 0)
+        return 1;
+    for (;;) {
+        if (child < 0) {
+            started = time(NULL);
+            if ((child = fork()) < 0) {
+                smm_log(SMM_LOG_ERR, "fork: %s", strerror(errno));
+                return 1;
+            }
+            if (child == 0) {
+                sigprocmask(SIG_SETMASK, &old, NULL);
+                _exit(worker(conffile, sockopt, useropt));
+            }
+        }
+        while (!got_hup && !got_term && !got_chld)
+            sigsuspend(&old);
+        if (got_hup) {
+            got_hup = 0;
+            smm_log(SMM_LOG_INFO, "SIGHUP: reloading");
+            (void)kill(child, SIGUSR1);
+        }
+        if (got_term) {
+            (void)kill(child, SIGTERM);
+            while ((w = waitpid(child, &status, 0)) < 0 && errno == EINTR)
+                ;
+            if (pidfile != NULL && *pidfile != '\0')
+                (void)unlink(pidfile);
+            return 0;
+        }
+        if (got_chld) {
+            got_chld = 0;
+            w = waitpid(child, &status, WNOHANG);
+            if (w != child)
+                continue;
+            child = -1;
+            if (WIFEXITED(status) && (WEXITSTATUS(status) == 78 ||
+                                      WEXITSTATUS(status) == 71)) {
+                smm_log(SMM_LOG_ERR, "worker could not start; giving up");
+                if (pidfile != NULL && *pidfile != '\0')
+                    (void)unlink(pidfile);
+                return 1;
+            }
+            if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+                if (pidfile != NULL && *pidfile != '\0')
+                    (void)unlink(pidfile);
+                return 0;
+            }
+            smm_log(SMM_LOG_ERR, "worker died (%s %d); restarting",
+                    WIFSIGNALED(status) ? "signal" : "exit",
+                    WIFSIGNALED(status) ? WTERMSIG(status)
+                                        : WEXITSTATUS(status));
+            fast_fails = time(NULL) - started < 10 ? fast_fails + 1 : 0;
+            if (fast_fails >= 5) {
+                smm_log(SMM_LOG_ERR, "worker keeps dying; giving up");
+                return 1;
+            }
+            sleep(fast_fails > 0 ? (unsigned)fast_fails : 1);
+        }
+    }
+}
+
+static int
+daemonize(void)
+{
+    pid_t pid;
+    int fd;
+
+    if ((pid = fork()) < 0)
+        return -1;
+    if (pid > 0)
+        _exit(0);
+    if (setsid() < 0)
+        return -1;
+    if ((pid = fork()) < 0)
+        return -1;
+    if (pid > 0)
+        _exit(0);
+    if (chdir("/") != 0)
+        return -1;
+    if ((fd = open("/dev/null", O_RDWR)) >= 0) {
+        dup2(fd, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        if (fd > 2)
+            close(fd);
+    }
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *conffile = SMM_DEFAULT_CONFIG;
+    const char *sockopt = NULL, *useropt = NULL, *pidopt = NULL;
+    int c, foreground = 0, check = 0;
+    struct smm_config *cfg = NULL;
+    struct smm_err err;
+    char *pidfile;
+    int rc;
+
+    while ((c = getopt(argc, argv, "c:p:u:P:fnvVh")) != -1) {
+        switch (c) {
+        case 'c':
+            conffile = optarg;
+            break;
+        case 'p':
+            sockopt = optarg;
+            break;
+        case 'u':
+            useropt = optarg;
+            break;
+        case 'P':
+            pidopt = optarg;
+            break;
+        case 'f':
+            foreground = 1;
+            break;
+        case 'n':
+            check = 1;
+            break;
+        case 'v':
+            verbose = 1;
+            break;
+        case 'V':
+            printf("%s %s\n", progname, PACKAGE_VERSION);
+            return 0;
+        default:
+            usage();
+        }
+    }
+    if (optind != argc)
+        usage();
+    use_stderr = 1;
+    smm_log_set(mf_log_line, NULL, SMM_LOG_INFO);
+    g_mime_init();
+    if (smm_crypto_init(&err) != SMM_OK) {
+        fprintf(stderr, "%s: %s\n", progname, err.msg);
+        return 1;
+    }
+    if (check) {
+        smm_log_set(NULL, NULL, SMM_LOG_ERR); /* check_config prints */
+        return check_config(conffile);
+    }
+    /* fail early, on the terminal, if the configuration is broken */
+    if (smm_config_load(conffile, &cfg, &err) != SMM_OK) {
+        fprintf(stderr, "%s: %s\n", progname, err.msg);
+        return 1;
+    }
+    if (!foreground) {
+        use_stderr = 0;
+        openlog(progname, LOG_PID | LOG_NDELAY,
+                facility_code(cfg->syslog_facility));
+    }
+    smm_log_set(mf_log_line, NULL, verbose ? SMM_LOG_DEBUG : cfg->log_level);
+#ifdef HAVE_PRCTL
+    /* no core dumps while private keys are in memory */
+    (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+#endif
+    if (!foreground && daemonize() != 0) {
+        smm_log(SMM_LOG_ERR, "cannot daemonize: %s", strerror(errno));
+        smm_config_free(cfg);
+        return 1;
+    }
+    pidfile = strdup(pidopt != NULL ? pidopt : cfg->pid_file);
+    smm_config_free(cfg);
+    rc = supervise(conffile, sockopt, useropt, pidfile);
+    free(pidfile);
+    return rc;
+}

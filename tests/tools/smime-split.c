@@ -28,11 +28,16 @@
 
 static const char *prog = "smime-split";
 
+static void fail(int, const char *, const char *) __attribute__((noreturn));
+
 static void
 fail(int code, const char *fmt, const char *arg)
 {
 	fprintf(stderr, "%s: ", prog);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
 	fprintf(stderr, fmt, arg ? arg : "");
+#pragma GCC diagnostic pop
 	fputc('\n', stderr);
 	exit(code);
 }

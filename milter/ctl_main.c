@@ -159,6 +159,8 @@ cmd_process(const char *conffile, int argc, char **argv)
             goto out;
     if (smm_message_read(stdin, m, &err) != SMM_OK) {
         fprintf(stderr, "%s: reading the message: %s\n", progname, err.msg);
+        if (smm_status_is_temp(err.status))
+            rc = EX_TEMPFAIL_; /* the milter would tempfail too */
         goto out;
     }
     if (smm_pipeline_run(s, m, (enum smm_direction)dir, &ro, &r, &err) !=

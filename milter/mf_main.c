@@ -256,8 +256,15 @@ worker(const char *conffile, const char *sockopt, const char *useropt)
     (void)smfi_settimeout(300);
     (void)smfi_setbacklog(128);
 
+    /* Block what libmilter's signal thread will wait for (SIGTERM stops
+     * it gracefully) before any thread of ours exists, or a thread of
+     * ours could take the default action and kill the worker mid-message;
+     * SIGUSR1 is for our reload thread. */
     sigemptyset(&set);
     sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     if (pthread_create(&tid, NULL, reload_thread, NULL) != 0) {
         smm_log(SMM_LOG_ERR, "cannot start the reload thread");

@@ -41,6 +41,7 @@ static const struct keydef keys[] = {
     {"KeyStorePassphraseFile", K_PATH, OFF(keystore_passfile), ""},
     {"TrustAnchors", K_PATH, OFF(trust_anchors), ""},
     {"SignDomainKeys", K_BOOL, OFF(sign_domain_keys), "no"},
+    {"RequireFromMatch", K_BOOL, OFF(require_from_match), "yes"},
     {"StampHeader", K_BOOL, OFF(stamp_header), "yes"},
     {"MaxMemoryBody", K_SIZE, OFF(max_memory_body), "1M"},
     {"TempDirectory", K_PATH, OFF(temp_dir), "/tmp"},

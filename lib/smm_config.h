@@ -43,6 +43,7 @@ struct smm_config {
     char *keystore_passfile;    /* KeyStorePassphraseFile ("" = none) */
     char *trust_anchors;        /* TrustAnchors ("" = none) */
     int sign_domain_keys;       /* SignDomainKeys */
+    int require_from_match;     /* RequireFromMatch */
     int stamp_header;           /* StampHeader */
     size_t max_memory_body;     /* MaxMemoryBody */
     char *temp_dir;             /* TempDirectory */

@@ -508,9 +508,12 @@ smm_keystore_load(const struct smm_config *cfg, const struct smm_trust *trust,
     smm_status st = SMM_OK;
 
     *out = NULL;
-    if (stat(cfg->keystore, &sb) != 0 || !S_ISDIR(sb.st_mode))
+    if (stat(cfg->keystore, &sb) != 0)
         return smm_err_set(err, SMM_EINVAL, "KeyStore %s: %s", cfg->keystore,
-                           errno ? strerror(errno) : "not a directory");
+                           strerror(errno));
+    if (!S_ISDIR(sb.st_mode))
+        return smm_err_set(err, SMM_EINVAL, "KeyStore %s: not a directory",
+                           cfg->keystore);
     if (cfg->keystore_passfile[0] != '\0' &&
         (st = smm_read_secret_file(cfg->keystore_passfile, &gpass, err)) !=
             SMM_OK)

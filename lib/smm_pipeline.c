@@ -238,6 +238,8 @@ run_outbound(const struct smm_state *s, struct smm_message *m,
     char esc[256];
     smm_status st = SMM_OK;
     struct smm_err serr;
+    size_t i;
+    int domain_key;
 
     if (m->oversize) {
         r->verdict = "skipped";
@@ -251,6 +253,15 @@ run_outbound(const struct smm_state *s, struct smm_message *m,
         return stamp(s, r, "skipped=already-protected");
     }
     from = smm_message_from_address(m);
+    /* not a signing oracle: a client may only get its own From signed */
+    if (from != NULL && s->cfg->require_from_match &&
+        strcasecmp(from, m->env_from != NULL ? m->env_from : "") != 0) {
+        r->verdict = "unsigned";
+        smm_buf_printf(&r->log, " from_hdr=<%s> reason=from-mismatch",
+                       smm_log_escape(esc, sizeof(esc), from));
+        st = stamp(s, r, "signed=no; reason=from-mismatch");
+        goto out;
+    }
     k = from != NULL ? smm_keystore_signer(s->ks, from, o->now,
                                            s->cfg->sign_domain_keys)
                      : NULL;
@@ -281,14 +292,18 @@ run_outbound(const struct smm_state *s, struct smm_message *m,
                                "again later");
         goto out;
     }
+    domain_key = 1;
+    for (i = 0; i < k->addrs.n; i++)
+        if (smm_addr_equal(k->addrs.v[i], from))
+            domain_key = 0;
     r->verdict = "signed";
     smm_buf_printf(&r->log, " signer=%s serial=%s key=%s",
                    smm_log_escape(esc, sizeof(esc), from), k->serial,
-                   k->addrs.v[0][0] == '@' ? "domain" : "user");
+                   domain_key ? "domain" : "user");
     if (enc != NULL && enc != k)
         smm_buf_printf(&r->log, " enc_pref=%s", enc->serial);
     st = stamp(s, r, "signed=%s%s", smm_log_escape(esc, sizeof(esc), from),
-               k->addrs.v[0][0] == '@' ? " (domain key)" : "");
+               domain_key ? " (domain key)" : "");
 out:
     free(from);
     return st;

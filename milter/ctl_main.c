@@ -100,7 +100,7 @@ cmd_process(const char *conffile, int argc, char **argv)
     struct smm_state *s = NULL;
     struct smm_message *m = NULL;
     struct smm_result r;
-    struct smm_err err;
+    struct smm_err err = {SMM_OK, "out of memory"};
     struct smm_run_opts ro = {0};
     const char *from = NULL;
     char **rcpts = NULL;
@@ -191,6 +191,10 @@ cmd_process(const char *conffile, int argc, char **argv)
     case SMM_ACT_DELIVER:
         break;
     }
+    if (m->oversize)
+        fprintf(stderr, "%s: warning: the body is over MaxMessageSize and "
+                        "was not kept; the output has the headers only\n",
+                progname);
     if (smm_result_write(&r, m, stdout, &err) != SMM_OK) {
         fprintf(stderr, "%s: writing the result: %s\n", progname, err.msg);
         goto out;

@@ -32,6 +32,7 @@ int mf_conn_wait(int);
 sfsistat mf_apply(SMFICTX *, const struct smm_result *);
 
 /* mf_main.c */
+extern int mf_verbose;
 void mf_log_line(int, const char *, void *);
 
 #endif

@@ -127,7 +127,7 @@ cb_envfrom(SMFICTX *ctx, char **argv)
 {
     struct conn *c = get_conn(ctx);
     struct msg *mg;
-    struct smm_err err;
+    struct smm_err err = {SMM_OK, "out of memory"};
     const struct smm_config *cfg;
 
     if (c == NULL)

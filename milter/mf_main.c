@@ -44,7 +44,7 @@
 #define MF_DRAIN_SECONDS 60
 
 static int use_stderr;
-static int verbose;
+int mf_verbose;
 static const char *progname = "smime-milter";
 
 void
@@ -233,7 +233,7 @@ worker(const char *conffile, const char *sockopt, const char *useropt)
     if (mf_state_init(conffile) != 0)
         return 78; /* EX_CONFIG: the supervisor will not retry */
     s = mf_state_get();
-    smm_log_set(mf_log_line, NULL, verbose ? SMM_LOG_DEBUG
+    smm_log_set(mf_log_line, NULL, mf_verbose ? SMM_LOG_DEBUG
                                            : s->cfg->log_level);
     sock = sockopt != NULL ? sockopt : s->cfg->socket;
     user = useropt != NULL ? useropt : s->cfg->user_id;
@@ -367,9 +367,13 @@ supervise(const char *conffile, const char *sockopt, const char *useropt,
                 return 1;
             }
             if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-                if (pidfile != NULL && *pidfile != '\0')
-                    (void)unlink(pidfile);
-                return 0;
+                /* we did not ask it to stop: someone signalled the worker
+                 * itself (libmilter stops on SIGHUP); keep filtering */
+                smm_log(SMM_LOG_WARNING,
+                        "worker stopped without being asked (a signal sent "
+                        "to the worker instead of pid %ld?); restarting",
+                        (long)getpid());
+                continue;
             }
             smm_log(SMM_LOG_ERR, "worker died (%s %d); restarting",
                     WIFSIGNALED(status) ? "signal" : "exit",
@@ -378,6 +382,8 @@ supervise(const char *conffile, const char *sockopt, const char *useropt,
             fast_fails = time(NULL) - started < 10 ? fast_fails + 1 : 0;
             if (fast_fails >= 5) {
                 smm_log(SMM_LOG_ERR, "worker keeps dying; giving up");
+                if (pidfile != NULL && *pidfile != '\0')
+                    (void)unlink(pidfile);
                 return 1;
             }
             sleep(fast_fails > 0 ? (unsigned)fast_fails : 1);
@@ -422,6 +428,7 @@ main(int argc, char **argv)
     struct smm_config *cfg = NULL;
     struct smm_err err;
     char *pidfile;
+    static char abspath[4096];
     int rc;
 
     while ((c = getopt(argc, argv, "c:p:u:P:fnvVh")) != -1) {
@@ -445,7 +452,7 @@ main(int argc, char **argv)
             check = 1;
             break;
         case 'v':
-            verbose = 1;
+            mf_verbose = 1;
             break;
         case 'V':
             printf("%s %s\n", progname, PACKAGE_VERSION);
@@ -456,6 +463,9 @@ main(int argc, char **argv)
     }
     if (optind != argc)
         usage();
+    /* the daemon changes to / : keep finding the file */
+    if (conffile[0] != '/' && realpath(conffile, abspath) != NULL)
+        conffile = abspath;
     use_stderr = 1;
     smm_log_set(mf_log_line, NULL, SMM_LOG_INFO);
     g_mime_init();
@@ -477,7 +487,7 @@ main(int argc, char **argv)
         openlog(progname, LOG_PID | LOG_NDELAY,
                 facility_code(cfg->syslog_facility));
     }
-    smm_log_set(mf_log_line, NULL, verbose ? SMM_LOG_DEBUG : cfg->log_level);
+    smm_log_set(mf_log_line, NULL, mf_verbose ? SMM_LOG_DEBUG : cfg->log_level);
 #ifdef HAVE_PRCTL
     /* no core dumps while private keys are in memory */
     (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);

@@ -92,7 +92,8 @@ mf_state_reload(void)
     }
     st_current = s;
     pthread_mutex_unlock(&st_lock);
-    smm_log_set(mf_log_line, NULL, s->cfg->log_level);
+    smm_log_set(mf_log_line, NULL,
+                mf_verbose ? SMM_LOG_DEBUG : s->cfg->log_level);
     smm_log(SMM_LOG_NOTICE,
             "reloaded %s: %zu keys, %zu problems", st_conffile,
             smm_keystore_count(s->ks), diag.n);

@@ -143,9 +143,16 @@ sed 's/^From: .*/From: Nobody <nobody@example.net>/' "$DATA/plain-ascii.eml" >"$
 out=$(send nobody@example.net "$T/nokey.eml")
 tap_is "$(hdr X-SMIME-Milter "$out")" "signed=no; reason=no-signing-key" "no key: unsigned, stamped"
 tap_check "no key: body unchanged" -- cmp <(sed -e 's/\r$//' -e '1,/^$/d' "$out") <(sed '1,/^$/d' "$T/nokey.eml")
-sed 's/^From: .*/From: Erin <erin@example.net>/' "$DATA/plain-ascii.eml" >"$T/erin.eml"
+sed 's/^From: .*/From: Erin <erin@example.org>/' "$DATA/plain-ascii.eml" >"$T/erin.eml"
 out=$(send erin@example.org "$T/erin.eml")
-tap_is "$(hdr X-SMIME-Milter "$out")" "signed=no; reason=no-signing-key" "expired key only: unsigned"
+tap_is "$(hdr X-SMIME-Milter "$out")" "signed=erin@example.org (domain key)" "own key expired: the domain key signs instead"
+tap_check "expired own key: domain-key signature verifies" -- smime_verify_openssl "$out" "$P"
+
+# not a signing oracle: a client cannot get someone else's From signed
+sed 's/^From: .*/From: CEO <alice@example.org>/' "$DATA/plain-ascii.eml" >"$T/spoof.eml"
+out=$(send mallory@example.net "$T/spoof.eml")
+tap_is "$(hdr X-SMIME-Milter "$out")" "signed=no; reason=from-mismatch" "From != envelope sender: not signed"
+tap_not "From != envelope sender: body not signed" -- grep -qi '^Content-Type: multipart/signed' <(headers_of "$out")
 
 # a forged stamp never survives
 { echo "X-SMIME-Milter: signed=ceo@example.org"; echo "x-smime-milter: signed=forged"; cat "$DATA/plain-ascii.eml"; } >"$T/forged.eml"

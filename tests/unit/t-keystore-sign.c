@@ -123,8 +123,19 @@ diag_has(const struct smm_diag *d, const char *needle)
 
 /* Run the outbound pipeline; return the resulting message text. */
 static char *
+run_from(struct smm_state *s, const char *env_from, const char *msg,
+         time_t sigtime, struct smm_result *r);
+
+static char *
 run(struct smm_state *s, const char *msg, time_t sigtime,
     struct smm_result *r)
+{
+    return run_from(s, "<alice@example.org>", msg, sigtime, r);
+}
+
+static char *
+run_from(struct smm_state *s, const char *env_from, const char *msg,
+         time_t sigtime, struct smm_result *r)
 {
     struct smm_message *m;
     struct smm_err err;
@@ -135,7 +146,7 @@ run(struct smm_state *s, const char *msg, time_t sigtime,
 
     o.signing_time = sigtime;
     smm_message_new(1 << 20, 0, "/tmp", &m, &err);
-    smm_message_set_from(m, "<alice@example.org>");
+    smm_message_set_from(m, env_from);
     smm_message_add_rcpt(m, "<bob@example.net>");
     smm_message_read(in, m, &err);
     fclose(in);
@@ -303,10 +314,32 @@ main(void)
     free(out);
 
     /* sender without key */
-    out = run(s, "From: nobody@example.org\nSubject: x\n\nhi\n", 0, &r);
+    out = run_from(s, "nobody@example.org",
+                   "From: nobody@example.org\nSubject: x\n\nhi\n", 0, &r);
     is_str(r.verdict, "unsigned", "no key: unsigned");
     has_str(out, "X-SMIME-Milter: signed=no; reason=no-signing-key",
             "no-key stamp");
+    smm_result_free(&r);
+    free(out);
+
+    /* not a signing oracle: From must be the envelope sender */
+    out = run_from(s, "mallory@example.net", plain, 0, &r);
+    is_str(r.verdict, "unsigned", "From != envelope sender: unsigned");
+    has_str(out, "X-SMIME-Milter: signed=no; reason=from-mismatch",
+            "from-mismatch stamp");
+    ok(r.body == NULL, "from-mismatch: body untouched");
+    smm_result_free(&r);
+    free(out);
+    out = run_from(s, "ALICE@example.ORG", plain, 0, &r);
+    is_str(r.verdict, "signed", "envelope sender matched case-insensitively");
+    smm_result_free(&r);
+    free(out);
+    smm_state_unref(s);
+    write_file("test.conf",
+               "KeyStore keys\nTrustAnchors trust.pem\nRequireFromMatch no\n");
+    s = load(NULL);
+    out = run_from(s, "list-bounces@lists.example.org", plain, 0, &r);
+    is_str(r.verdict, "signed", "RequireFromMatch no: signed");
     smm_result_free(&r);
     free(out);
 

@@ -1,0 +1,86 @@
+#!/bin/bash
+# run-all.sh -- build and run the whole test suite, the way CI does.
+#
+#   1. out-of-tree build with -Werror, make check (unit + integration:
+#      real Postfix, real smime-milter, OpenSSL/NSS/gpgsm verifiers)
+#   2. a second build with ASan+UBSan, unit tests under the sanitizers
+#   3. make distcheck (the tarball builds and its unit tests pass)
+#
+# Ends with one line "N passed, N failed" and exits non-zero on any
+# failure.  Run as root after contrib/install-deps.sh.
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top" || exit 1
+jobs=$(nproc 2>/dev/null || echo 2)
+passed=0
+failed=0
+logdir=$top/test-logs
+rm -rf "$logdir"
+mkdir -p "$logdir"
+
+count() { # count LOGFILE: add automake's "# PASS:/# FAIL:/# ERROR:" totals
+    local p f e x
+    p=$(sed -n 's/^# PASS: *\([0-9]*\).*/\1/p' "$1" | tail -n 1)
+    f=$(sed -n 's/^# FAIL: *\([0-9]*\).*/\1/p' "$1" | tail -n 1)
+    e=$(sed -n 's/^# ERROR: *\([0-9]*\).*/\1/p' "$1" | tail -n 1)
+    x=$(sed -n 's/^# XPASS: *\([0-9]*\).*/\1/p' "$1" | tail -n 1)
+    passed=$((passed + ${p:-0}))
+    failed=$((failed + ${f:-0} + ${e:-0} + ${x:-0}))
+}
+step_fail() { echo "run-all: $1 failed (see $2)"; tail -n 40 "$2"; failed=$((failed + 1)); }
+
+echo "run-all: bootstrapping"
+autoreconf -fi >"$logdir/autoreconf.log" 2>&1 || { step_fail autoreconf "$logdir/autoreconf.log"; echo "$passed passed, $failed failed"; exit 1; }
+
+# 1. normal build, all tests
+rm -rf build && mkdir build
+(cd build && ../configure --enable-werror) >"$logdir/configure.log" 2>&1 &&
+    make -C build -j"$jobs" >"$logdir/build.log" 2>&1
+if [ $? -ne 0 ]; then
+    step_fail build "$logdir/build.log"
+else
+    echo "run-all: make check"
+    make -C build -j"$jobs" check >"$logdir/check.log" 2>&1
+    grep -E '^(PASS|FAIL|ERROR|XPASS|SKIP):' "$logdir/check.log" | grep -v '^PASS' || true
+    grep -E '^# (TOTAL|PASS|FAIL|ERROR|SKIP):' "$logdir/check.log"
+    count "$logdir/check.log"
+    if grep -qE '^# (FAIL|ERROR): *[1-9]' "$logdir/check.log"; then
+        for f in build/tests/*.log build/tests/unit/*.log; do
+            grep -qE '^(not ok|ERROR|Bail out)' "$f" 2>/dev/null || continue
+            echo "---- $f"
+            grep -E '^(not ok|#|Bail out)' "$f" | head -40
+        done
+    fi
+    grep -q '^# TOTAL: *[1-9]' "$logdir/check.log" || step_fail "make check (no tests ran)" "$logdir/check.log"
+fi
+
+# 2. sanitizers: unit tests under ASan+UBSan
+rm -rf build-san && mkdir build-san
+unit=$(make -s -C build print-unit-tests 2>/dev/null)
+(cd build-san && ../configure --enable-werror --enable-sanitizers) >"$logdir/configure-san.log" 2>&1 &&
+    make -C build-san -j"$jobs" >"$logdir/build-san.log" 2>&1
+if [ $? -ne 0 ]; then
+    step_fail "sanitizer build" "$logdir/build-san.log"
+else
+    echo "run-all: unit tests under ASan+UBSan"
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        make -C build-san -j"$jobs" check TESTS="$(echo $unit)" >"$logdir/check-san.log" 2>&1
+    grep -E '^# (TOTAL|PASS|FAIL|ERROR):' "$logdir/check-san.log"
+    count "$logdir/check-san.log"
+    grep -q '^# TOTAL: *[1-9]' "$logdir/check-san.log" || step_fail "sanitizer check (no tests ran)" "$logdir/check-san.log"
+    if grep -qE '^# (FAIL|ERROR): *[1-9]' "$logdir/check-san.log"; then
+        cat build-san/tests/unit/*.log | grep -E -A30 'ERROR: AddressSanitizer|runtime error|not ok' | head -60
+    fi
+fi
+
+# 3. distcheck (unit tests inside the unpacked tarball)
+echo "run-all: make distcheck"
+if make -C build distcheck TESTS="$(echo $unit)" >"$logdir/distcheck.log" 2>&1; then
+    passed=$((passed + 1))
+    echo "PASS: make distcheck"
+else
+    step_fail "make distcheck" "$logdir/distcheck.log"
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

@@ -302,7 +302,7 @@ sup_handler(int sig)
  */
 static int
 supervise(const char *conffile, const char *sockopt, const char *useropt,
-          const char *pidfile)
+          const char *pidfile, int foreground)
 {
     struct sigaction sa;
     sigset_t block, old;
@@ -324,7 +324,7 @@ supervise(const char *conffile, const char *sockopt, const char *useropt,
     sigaddset(&block, SIGCHLD);
     sigprocmask(SIG_BLOCK, &block, &old);
 
-    if (write_pidfile(pidfile) != 0)
+    if (foreground && write_pidfile(pidfile) != 0)
         return 1;
     for (;;) {
         if (child < 0) {
@@ -391,16 +391,27 @@ supervise(const char *conffile, const char *sockopt, const char *useropt,
     }
 }
 
+/*
+ * Detach.  The process that was started waits until the daemon has
+ * written its PID file, so that a service manager reading the file right
+ * after we return finds it.
+ */
 static int
-daemonize(void)
+daemonize(const char *pidfile)
 {
     pid_t pid;
-    int fd;
+    int fd, p[2];
+    char c;
 
-    if ((pid = fork()) < 0)
+    if (pipe(p) != 0 || (pid = fork()) < 0)
         return -1;
-    if (pid > 0)
+    if (pid > 0) {
+        close(p[1]);
+        while (read(p[0], &c, 1) < 0 && errno == EINTR)
+            ;
         _exit(0);
+    }
+    close(p[0]);
     if (setsid() < 0)
         return -1;
     if ((pid = fork()) < 0)
@@ -416,6 +427,9 @@ daemonize(void)
         if (fd > 2)
             close(fd);
     }
+    if (write_pidfile(pidfile) != 0)
+        return -1;
+    close(p[1]); /* let the starting process exit */
     return 0;
 }
 
@@ -492,14 +506,15 @@ main(int argc, char **argv)
     /* no core dumps while private keys are in memory */
     (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 #endif
-    if (!foreground && daemonize() != 0) {
-        smm_log(SMM_LOG_ERR, "cannot daemonize: %s", strerror(errno));
-        smm_config_free(cfg);
-        return 1;
-    }
     pidfile = strdup(pidopt != NULL ? pidopt : cfg->pid_file);
     smm_config_free(cfg);
-    rc = supervise(conffile, sockopt, useropt, pidfile);
+    if (pidfile == NULL)
+        return 1;
+    if (!foreground && daemonize(pidfile) != 0) {
+        smm_log(SMM_LOG_ERR, "cannot daemonize: %s", strerror(errno));
+        return 1;
+    }
+    rc = supervise(conffile, sockopt, useropt, pidfile, foreground);
     free(pidfile);
     return rc;
 }

@@ -106,4 +106,17 @@ for _ in $(seq 1 50); do kill -0 "$sup" 2>/dev/null || break; sleep 0.1; done
 tap_not "SIGTERM stops the daemon" -- kill -0 "$sup"
 tap_not "PID file removed at exit" -- test -e "$T/m.pid"
 tap_check "worker logged a clean stop" -- grep -q ': stopped' "$T/d.log"
+# detached mode: the starting process returns once the PID file exists;
+# a relative -c still works after the daemon changes to /
+(cd "$T" && "$MILTER" -c c.conf -p "inet:$(free_port)@127.0.0.1" -P "$T/bg.pid")
+tap_is "$?" "0" "detached start exits 0"
+bgpid=$(cat "$T/bg.pid" 2>/dev/null)
+tap_check "PID file exists when the start command returns" -- test -n "$bgpid"
+at_exit "kill $bgpid 2>/dev/null"
+sleep 1
+tap_check "detached daemon (relative -c) is running" -- kill -0 "$bgpid"
+tap_check "detached worker is running" -- test -n "$(pgrep -P "$bgpid")"
+kill -TERM "$bgpid"
+for _ in $(seq 1 50); do alive "$bgpid" || break; sleep 0.1; done
+tap_not "detached daemon stops on SIGTERM" -- alive "$bgpid"
 tap_done

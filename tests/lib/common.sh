@@ -132,3 +132,7 @@ milter_stop() {
 
 # leaves FILE: decoded content of every leaf part (for comparisons)
 leaves() { "$MIME_LEAVES" "$1"; }
+
+# alive PID: the process exists and is not a zombie (a detached daemon's
+# zombie may linger where PID 1 does not reap)
+alive() { [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status"; }

@@ -23,18 +23,31 @@
  * one when present so that PKCS#12 files exported by older Windows and
  * macOS (RC2, 3DES) can be read.
  */
+static OSSL_PROVIDER *prov_default, *prov_legacy;
+
 smm_status
 smm_crypto_init(struct smm_err *err)
 {
-    if (OSSL_PROVIDER_load(NULL, "default") == NULL)
+    if ((prov_default = OSSL_PROVIDER_load(NULL, "default")) == NULL)
         return smm_err_ossl(err, SMM_ECRYPTO, "cannot load the OpenSSL "
                                               "default provider");
-    if (OSSL_PROVIDER_load(NULL, "legacy") == NULL) {
+    if ((prov_legacy = OSSL_PROVIDER_load(NULL, "legacy")) == NULL) {
         ERR_clear_error();
         smm_log(SMM_LOG_INFO, "OpenSSL legacy provider not available: old "
                               "PKCS#12 files (RC2, 3DES) cannot be read");
     }
     return SMM_OK;
+}
+
+/* At exit: release what smm_crypto_init() loaded. */
+void
+smm_crypto_done(void)
+{
+    if (prov_legacy != NULL)
+        OSSL_PROVIDER_unload(prov_legacy);
+    if (prov_default != NULL)
+        OSSL_PROVIDER_unload(prov_default);
+    prov_legacy = prov_default = NULL;
 }
 
 /*

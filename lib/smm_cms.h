@@ -10,7 +10,8 @@
  * included too, so the recipient can harvest it).  Returns DER in a
  * buffer the caller frees with OPENSSL_free().
  *
- * Thread-safe: keys and certificates are only read.  Each call drains the
+ * smm_crypto_init() once at start, before threads; smm_crypto_done() at
+ * exit.  Thread-safe: keys and certificates are only read.  Each call drains the
  * thread's OpenSSL error queue into err.
  */
 #ifndef SMM_CMS_H
@@ -28,5 +29,6 @@ smm_status smm_cms_sign(const struct smm_key *, const struct smm_key *,
                         BIO *, time_t, unsigned char **, size_t *,
                         struct smm_err *);
 smm_status smm_crypto_init(struct smm_err *);
+void smm_crypto_done(void);
 
 #endif

@@ -308,10 +308,16 @@ main(int argc, char **argv)
         fprintf(stderr, "%s: %s\n", progname, err.msg);
         return 1;
     }
-    if (strcmp(argv[i], "process") == 0)
-        return cmd_process(conffile, argc - i, argv + i);
-    if (strcmp(argv[i], "keys") == 0)
-        return cmd_keys(conffile, argc - i, argv + i);
+    if (strcmp(argv[i], "process") == 0) {
+        int rc = cmd_process(conffile, argc - i, argv + i);
+        smm_crypto_done();
+        return rc;
+    }
+    if (strcmp(argv[i], "keys") == 0) {
+        int rc = cmd_keys(conffile, argc - i, argv + i);
+        smm_crypto_done();
+        return rc;
+    }
     fprintf(stderr, "%s: unknown command \"%s\"\n", progname, argv[i]);
     usage();
     return 2;

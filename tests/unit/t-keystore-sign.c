@@ -353,6 +353,7 @@ main(void)
     EVP_PKEY_free(bk);
     X509_free(ca_cert);
     EVP_PKEY_free(ca_key);
+    smm_crypto_done();
     snprintf(path, sizeof(path), "rm -rf %s", dir);
     if (system(path) != 0)
         return 1;

@@ -29,19 +29,19 @@
 /* One file's worth of parsed material. */
 struct ks_file {
     char *path;
-    STACK_OF(X509) *certs;
-    EVP_PKEY *pkey;     /* or NULL */
+    STACK_OF(X509) * certs;
+    EVP_PKEY *pkey; /* or NULL */
 };
 
 struct ks_index {
-    const char *addr;   /* points into a key's addrs */
+    const char *addr; /* points into a key's addrs */
     struct smm_key *key;
 };
 
 struct smm_keystore {
     struct smm_key **keys;
     size_t n;
-    struct ks_index *idx;  /* sorted by addr */
+    struct ks_index *idx; /* sorted by addr */
     size_t nidx;
 };
 
@@ -77,8 +77,7 @@ smm_read_secret_file(const char *path, char **out, struct smm_err *err)
     n = read(fd, buf, sizeof(buf) - 1);
     close(fd);
     if (n < 0)
-        return smm_err_set(err, SMM_EIO, "%s: read: %s", path,
-                           strerror(errno));
+        return smm_err_set(err, SMM_EIO, "%s: read: %s", path, strerror(errno));
     buf[n] = '\0';
     len = strcspn(buf, "\r\n");
     buf[len] = '\0';
@@ -256,7 +255,7 @@ ks_file_free(struct ks_file *f)
 }
 
 struct walk {
-    const char *gpass;        /* global passphrase or NULL */
+    const char *gpass; /* global passphrase or NULL */
     struct ks_file *files;
     size_t nfiles;
     struct smm_diag *diag;
@@ -280,8 +279,7 @@ load_file(struct walk *w, const char *path, const char *name)
         !has_suffix(name, ".der"))
         return; /* .pass files, READMEs, editor backups... */
     if (slurp(path, &data, &mode, &ferr) != SMM_OK) {
-        smm_diag_add(w->diag, SMM_LOG_ERR, "KeyStore: %s: %s", path,
-                     ferr.msg);
+        smm_diag_add(w->diag, SMM_LOG_ERR, "KeyStore: %s: %s", path, ferr.msg);
         goto out;
     }
     if ((p12 || (data.data != NULL &&
@@ -309,8 +307,7 @@ load_file(struct walk *w, const char *path, const char *name)
     st = p12 ? parse_p12(path, &data, lpass ? lpass : w->gpass, &f, &ferr)
              : parse_pem(&data, lpass ? lpass : w->gpass, &f, &ferr);
     if (st != SMM_OK) {
-        smm_diag_add(w->diag, SMM_LOG_ERR, "KeyStore: %s: %s", path,
-                     ferr.msg);
+        smm_diag_add(w->diag, SMM_LOG_ERR, "KeyStore: %s: %s", path, ferr.msg);
         goto out;
     }
     if ((nf = realloc(w->files, (w->nfiles + 1) * sizeof(*nf))) == NULL)
@@ -400,9 +397,22 @@ pkey_digest(EVP_PKEY *pk, unsigned char md[32])
     return len == 1 ? 0 : -1;
 }
 
+static void
+key_free(struct smm_key *k)
+{
+    X509_free(k->cert);
+    EVP_PKEY_free(k->pkey);
+    sk_X509_pop_free(k->chain, X509_free);
+    smm_strlist_free(&k->addrs);
+    free(k->file);
+    free(k->serial);
+    free(k->fingerprint);
+    free(k);
+}
+
 static smm_status
 add_key(struct smm_keystore *ks, const struct smm_trust *trust,
-        struct ks_file *kf, X509 *cert, STACK_OF(X509) *pool,
+        struct ks_file *kf, X509 *cert, STACK_OF(X509) * pool,
         struct smm_diag *diag)
 {
     struct smm_key *k, **nk;
@@ -457,12 +467,12 @@ add_key(struct smm_keystore *ks, const struct smm_trust *trust,
         X509_STORE_CTX_set_flags(ctx, X509_V_FLAG_NO_CHECK_TIME);
         k->trusted = X509_verify_cert(ctx) == 1;
         if (!k->trusted && sk_X509_num(trust->certs) > 0)
-            smm_diag_add(diag, SMM_LOG_WARNING,
-                         "KeyStore: %s: certificate %s does not chain to "
-                         "TrustAnchors: %s",
-                         kf->path, k->addrs.n ? k->addrs.v[0] : "(no address)",
-                         X509_verify_cert_error_string(
-                             X509_STORE_CTX_get_error(ctx)));
+            smm_diag_add(
+                diag, SMM_LOG_WARNING,
+                "KeyStore: %s: certificate %s does not chain to "
+                "TrustAnchors: %s",
+                kf->path, k->addrs.n ? k->addrs.v[0] : "(no address)",
+                X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
     }
     X509_STORE_CTX_free(ctx);
     ERR_clear_error();
@@ -481,14 +491,7 @@ nomem:
     smm_strlist_free(&raw);
     sk_X509_free(extra);
 nomem_k:
-    X509_free(k->cert);
-    EVP_PKEY_free(k->pkey);
-    sk_X509_pop_free(k->chain, X509_free);
-    smm_strlist_free(&k->addrs);
-    free(k->file);
-    free(k->serial);
-    free(k->fingerprint);
-    free(k);
+    key_free(k);
     return SMM_ENOMEM;
 }
 
@@ -501,7 +504,7 @@ smm_keystore_load(const struct smm_config *cfg, const struct smm_trust *trust,
     struct walk w = {0};
     char *gpass = NULL;
     STACK_OF(X509) *pool = NULL;
-    unsigned char (*cmd)[32] = NULL, kmd[32];
+    unsigned char(*cmd)[32] = NULL, kmd[32];
     X509 **cx = NULL;
     size_t ncx = 0, i, j, nmatch;
     struct stat sb;
@@ -563,8 +566,7 @@ smm_keystore_load(const struct smm_config *cfg, const struct smm_trust *trust,
                 continue;
             }
             nmatch++;
-            if (add_key(ks, trust, &w.files[i], cx[j], pool, diag) !=
-                SMM_OK) {
+            if (add_key(ks, trust, &w.files[i], cx[j], pool, diag) != SMM_OK) {
                 st = smm_err_set(err, SMM_ENOMEM, "out of memory");
                 goto out;
             }
@@ -578,8 +580,7 @@ smm_keystore_load(const struct smm_config *cfg, const struct smm_trust *trust,
     /* address index */
     for (i = 0; i < ks->n; i++)
         ks->nidx += ks->keys[i]->addrs.n;
-    if ((ks->idx = calloc(ks->nidx ? ks->nidx : 1, sizeof(*ks->idx))) ==
-        NULL) {
+    if ((ks->idx = calloc(ks->nidx ? ks->nidx : 1, sizeof(*ks->idx))) == NULL) {
         st = smm_err_set(err, SMM_ENOMEM, "out of memory");
         goto out;
     }
@@ -634,8 +635,7 @@ find_best(const struct smm_keystore *ks, const char *addr, unsigned need,
     first = (size_t)(lo - ks->idx);
     while (first > 0 && strcmp(ks->idx[first - 1].addr, norm) == 0)
         first--;
-    for (i = first; i < ks->nidx && strcmp(ks->idx[i].addr, norm) == 0;
-         i++) {
+    for (i = first; i < ks->nidx && strcmp(ks->idx[i].addr, norm) == 0; i++) {
         const struct smm_key *k = ks->idx[i].key;
         if ((k->usage & need) != need || !smm_x509_valid_at(k->cert, now))
             continue;
@@ -651,8 +651,8 @@ find_best(const struct smm_keystore *ks, const char *addr, unsigned need,
  * domain_keys is set, the domain key for its domain.
  */
 const struct smm_key *
-smm_keystore_signer(const struct smm_keystore *ks, const char *addr,
-                    time_t now, int domain_keys)
+smm_keystore_signer(const struct smm_keystore *ks, const char *addr, time_t now,
+                    int domain_keys)
 {
     const struct smm_key *k;
     char dom[1024];
@@ -694,21 +694,11 @@ void
 smm_keystore_free(struct smm_keystore *ks)
 {
     size_t i;
-    struct smm_key *k;
 
     if (ks == NULL)
         return;
-    for (i = 0; i < ks->n; i++) {
-        k = ks->keys[i];
-        X509_free(k->cert);
-        EVP_PKEY_free(k->pkey);
-        sk_X509_pop_free(k->chain, X509_free);
-        smm_strlist_free(&k->addrs);
-        free(k->file);
-        free(k->serial);
-        free(k->fingerprint);
-        free(k);
-    }
+    for (i = 0; i < ks->n; i++)
+        key_free(ks->keys[i]);
     free(ks->keys);
     free(ks->idx);
     free(ks);

@@ -172,6 +172,24 @@ smm_spool_truncate(struct smm_spool *sp, struct smm_err *err)
     return SMM_OK;
 }
 
+/* A new descriptor for the temp file (the offset is shared), rewound. */
+static int
+dup_at_start(struct smm_spool *sp, struct smm_err *err)
+{
+    int fd;
+
+    if ((fd = dup(sp->fd)) < 0) {
+        smm_err_set(err, SMM_EIO, "dup temp file: %s", strerror(errno));
+        return -1;
+    }
+    if (lseek(fd, 0, SEEK_SET) < 0) {
+        smm_err_set(err, SMM_EIO, "seek temp file: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 /*
  * A GMime stream over the spool, positioned at the start.  Reading sees the
  * current contents; writing appends (memory) or writes at the position
@@ -189,15 +207,8 @@ smm_spool_gmime_stream(struct smm_spool *sp, struct smm_err *err)
         g_mime_stream_mem_set_byte_array(GMIME_STREAM_MEM(s), sp->mem);
         return s;
     }
-    if ((fd = dup(sp->fd)) < 0) {
-        smm_err_set(err, SMM_EIO, "dup temp file: %s", strerror(errno));
+    if ((fd = dup_at_start(sp, err)) < 0)
         return NULL;
-    }
-    if (lseek(fd, 0, SEEK_SET) < 0) {
-        smm_err_set(err, SMM_EIO, "seek temp file: %s", strerror(errno));
-        close(fd);
-        return NULL;
-    }
     s = g_mime_stream_fs_new(fd);
     return s;
 }
@@ -216,15 +227,8 @@ smm_spool_bio(struct smm_spool *sp, struct smm_err *err)
             smm_err_ossl(err, SMM_ENOMEM, "BIO_new_mem_buf");
         return b;
     }
-    if ((fd = dup(sp->fd)) < 0) {
-        smm_err_set(err, SMM_EIO, "dup temp file: %s", strerror(errno));
+    if ((fd = dup_at_start(sp, err)) < 0)
         return NULL;
-    }
-    if (lseek(fd, 0, SEEK_SET) < 0) {
-        smm_err_set(err, SMM_EIO, "seek temp file: %s", strerror(errno));
-        close(fd);
-        return NULL;
-    }
     if ((b = BIO_new_fd(fd, BIO_CLOSE)) == NULL) {
         close(fd);
         smm_err_ossl(err, SMM_ENOMEM, "BIO_new_fd");

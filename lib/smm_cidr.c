@@ -36,7 +36,7 @@ addr_parse(const char *s, int *family, unsigned char *addr)
     }
     if (inet_pton(AF_INET6, tmp, addr) == 1) {
         /* an IPv4-mapped IPv6 address is matched as IPv4 */
-        static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0,
+        static const unsigned char mapped[12] = {0, 0, 0, 0, 0,    0,
                                                  0, 0, 0, 0, 0xff, 0xff};
         if (memcmp(addr, mapped, 12) == 0) {
             memmove(addr, addr + 12, 4);

@@ -7,9 +7,9 @@
 #define SMM_CIDR_H
 
 struct smm_cidr {
-    int family;               /* AF_INET or AF_INET6 */
-    unsigned char addr[16];   /* network byte order, host bits cleared */
-    int bits;                 /* prefix length */
+    int family;             /* AF_INET or AF_INET6 */
+    unsigned char addr[16]; /* network byte order, host bits cleared */
+    int bits;               /* prefix length */
 };
 
 int smm_cidr_parse(const char *, struct smm_cidr *);

@@ -29,8 +29,9 @@ smm_status
 smm_crypto_init(struct smm_err *err)
 {
     if ((prov_default = OSSL_PROVIDER_load(NULL, "default")) == NULL)
-        return smm_err_ossl(err, SMM_ECRYPTO, "cannot load the OpenSSL "
-                                              "default provider");
+        return smm_err_ossl(err, SMM_ECRYPTO,
+                            "cannot load the OpenSSL "
+                            "default provider");
     if ((prov_legacy = OSSL_PROVIDER_load(NULL, "legacy")) == NULL) {
         ERR_clear_error();
         smm_log(SMM_LOG_INFO, "OpenSSL legacy provider not available: old "
@@ -111,8 +112,8 @@ add_signing_time(CMS_SignerInfo *si, time_t t)
 
     if ((at = ASN1_TIME_adj(NULL, t, 0, 0)) == NULL)
         return 0;
-    ok = CMS_signed_add1_attr_by_NID(si, NID_pkcs9_signingTime, at->type,
-                                     at, -1);
+    ok = CMS_signed_add1_attr_by_NID(si, NID_pkcs9_signingTime, at->type, at,
+                                     -1);
     ASN1_TIME_free(at);
     return ok;
 }
@@ -127,8 +128,8 @@ smm_cms_sign(const struct smm_key *signer, const struct smm_key *enc,
     ASN1_OBJECT *obj = NULL;
     unsigned char *pref = NULL;
     int preflen = 0, len, i;
-    unsigned int flags = CMS_DETACHED | CMS_BINARY | CMS_PARTIAL |
-                         CMS_NOSMIMECAP;
+    unsigned int flags =
+        CMS_DETACHED | CMS_BINARY | CMS_PARTIAL | CMS_NOSMIMECAP;
     smm_status st = SMM_OK;
 
     *der = NULL;
@@ -138,8 +139,7 @@ smm_cms_sign(const struct smm_key *signer, const struct smm_key *enc,
         st = smm_err_ossl(err, SMM_ECRYPTO, "CMS_sign");
         goto out;
     }
-    si = CMS_add1_signer(cms, signer->cert, signer->pkey, EVP_sha256(),
-                         flags);
+    si = CMS_add1_signer(cms, signer->cert, signer->pkey, EVP_sha256(), flags);
     if (si == NULL) {
         st = smm_err_ossl(err, SMM_ECRYPTO, "CMS_add1_signer");
         goto out;
@@ -163,8 +163,7 @@ smm_cms_sign(const struct smm_key *signer, const struct smm_key *enc,
             !CMS_signed_add1_attr_by_OBJ(si, obj, V_ASN1_SEQUENCE, pref,
                                          preflen) ||
             !CMS_add1_cert(cms, enc->cert)) {
-            st = smm_err_ossl(err, SMM_ECRYPTO,
-                              "SMIMEEncryptionKeyPreference");
+            st = smm_err_ossl(err, SMM_ECRYPTO, "SMIMEEncryptionKeyPreference");
             goto out;
         }
         for (i = 0; i < sk_X509_num(enc->chain); i++)

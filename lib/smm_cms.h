@@ -11,8 +11,8 @@
  * buffer the caller frees with OPENSSL_free().
  *
  * smm_crypto_init() once at start, before threads; smm_crypto_done() at
- * exit.  Thread-safe: keys and certificates are only read.  Each call drains the
- * thread's OpenSSL error queue into err.
+ * exit.  Thread-safe: keys and certificates are only read.  Each call drains
+ * the thread's OpenSSL error queue into err.
  */
 #ifndef SMM_CMS_H
 #define SMM_CMS_H
@@ -25,9 +25,8 @@
 #include "smm_err.h"
 #include "smm_keystore.h"
 
-smm_status smm_cms_sign(const struct smm_key *, const struct smm_key *,
-                        BIO *, time_t, unsigned char **, size_t *,
-                        struct smm_err *);
+smm_status smm_cms_sign(const struct smm_key *, const struct smm_key *, BIO *,
+                        time_t, unsigned char **, size_t *, struct smm_err *);
 smm_status smm_crypto_init(struct smm_err *);
 void smm_crypto_done(void);
 

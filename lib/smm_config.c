@@ -16,8 +16,16 @@
 #include "smm_config.h"
 #include "smm_log.h"
 
-enum ktype { K_STR, K_PATH, K_BOOL, K_SIZE, K_CIDRS, K_WORDS, K_LOGLEVEL,
-             K_FACILITY };
+enum ktype {
+    K_STR,
+    K_PATH,
+    K_BOOL,
+    K_SIZE,
+    K_CIDRS,
+    K_WORDS,
+    K_LOGLEVEL,
+    K_FACILITY
+};
 
 struct keydef {
     const char *name;
@@ -51,8 +59,8 @@ static const struct keydef keys[] = {
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
 static const char *const facilities[] = {
-    "mail", "daemon", "user", "local0", "local1", "local2", "local3",
-    "local4", "local5", "local6", "local7",
+    "mail",   "daemon", "user",   "local0", "local1", "local2",
+    "local3", "local4", "local5", "local6", "local7",
 };
 
 int
@@ -159,8 +167,8 @@ parse_size(const char *v, size_t *out)
         default:
             return -1;
         }
-        if (end[1] != '\0' && !(tolower((unsigned char)end[1]) == 'b' &&
-                                end[2] == '\0'))
+        if (end[1] != '\0' &&
+            !(tolower((unsigned char)end[1]) == 'b' && end[2] == '\0'))
             return -1;
     }
     if (n > (unsigned long long)SIZE_MAX / mult)
@@ -322,8 +330,7 @@ smm_config_defaults(struct smm_config **out, struct smm_err *err)
 }
 
 smm_status
-smm_config_load(const char *path, struct smm_config **out,
-                struct smm_err *err)
+smm_config_load(const char *path, struct smm_config **out, struct smm_err *err)
 {
     struct smm_config *c = NULL;
     FILE *fp = NULL;
@@ -347,8 +354,8 @@ smm_config_load(const char *path, struct smm_config **out,
     while ((n = getline(&line, &cap, fp)) >= 0) {
         lineno++;
         if ((size_t)n != strlen(line)) {
-            st = smm_err_set(err, SMM_EINVAL, "%s:%d: NUL byte in line",
-                             path, lineno);
+            st = smm_err_set(err, SMM_EINVAL, "%s:%d: NUL byte in line", path,
+                             lineno);
             goto out;
         }
         /* strip comments: '#' at line start or after white space */
@@ -374,8 +381,8 @@ smm_config_load(const char *path, struct smm_config **out,
             p++;
         val = p;
         if ((k = find_key(name)) == NULL) {
-            st = smm_err_set(err, SMM_EINVAL, "%s:%d: unknown key \"%s\"",
-                             path, lineno, name);
+            st = smm_err_set(err, SMM_EINVAL, "%s:%d: unknown key \"%s\"", path,
+                             lineno, name);
             goto out;
         }
         if (seen[k - keys] != 0) {
@@ -387,16 +394,16 @@ smm_config_load(const char *path, struct smm_config **out,
         seen[k - keys] = lineno;
         if (*val == '\0' && k->type != K_STR && k->type != K_PATH &&
             k->type != K_WORDS && k->type != K_CIDRS) {
-            st = smm_err_set(err, SMM_EINVAL, "%s:%d: %s needs a value",
-                             path, lineno, k->name);
+            st = smm_err_set(err, SMM_EINVAL, "%s:%d: %s needs a value", path,
+                             lineno, k->name);
             goto out;
         }
         if ((st = set_key(c, k, val, &why)) != SMM_OK) {
             if (st == SMM_ENOMEM)
                 smm_err_set(err, st, "out of memory");
             else
-                smm_err_set(err, st, "%s:%d: bad value \"%s\" for %s: %s",
-                            path, lineno, val, k->name, why);
+                smm_err_set(err, st, "%s:%d: bad value \"%s\" for %s: %s", path,
+                            lineno, val, k->name, why);
             goto out;
         }
     }
@@ -406,8 +413,7 @@ smm_config_load(const char *path, struct smm_config **out,
         goto out;
     }
     if (c->socket[0] == '\0') {
-        st = smm_err_set(err, SMM_EINVAL, "%s: Socket must not be empty",
-                         path);
+        st = smm_err_set(err, SMM_EINVAL, "%s: Socket must not be empty", path);
         goto out;
     }
     *out = c;

@@ -33,23 +33,23 @@ struct smm_cidrlist {
 };
 
 struct smm_config {
-    char *path;                 /* the file this came from */
-    char *socket;               /* Socket */
-    char *user_id;              /* UserID ("" = keep) */
-    char *pid_file;             /* PidFile ("" = none) */
-    struct smm_cidrlist internal_hosts; /* InternalHosts */
+    char *path;                          /* the file this came from */
+    char *socket;                        /* Socket */
+    char *user_id;                       /* UserID ("" = keep) */
+    char *pid_file;                      /* PidFile ("" = none) */
+    struct smm_cidrlist internal_hosts;  /* InternalHosts */
     struct smm_strlist outbound_daemons; /* OutboundDaemons */
-    char *keystore;             /* KeyStore */
-    char *keystore_passfile;    /* KeyStorePassphraseFile ("" = none) */
-    char *trust_anchors;        /* TrustAnchors ("" = none) */
-    int sign_domain_keys;       /* SignDomainKeys */
-    int require_from_match;     /* RequireFromMatch */
-    int stamp_header;           /* StampHeader */
-    size_t max_memory_body;     /* MaxMemoryBody */
-    char *temp_dir;             /* TempDirectory */
-    size_t max_message_size;    /* MaxMessageSize (0 = no limit) */
-    int log_level;              /* LogLevel (syslog numbers) */
-    char *syslog_facility;      /* SyslogFacility */
+    char *keystore;                      /* KeyStore */
+    char *keystore_passfile; /* KeyStorePassphraseFile ("" = none) */
+    char *trust_anchors;     /* TrustAnchors ("" = none) */
+    int sign_domain_keys;    /* SignDomainKeys */
+    int require_from_match;  /* RequireFromMatch */
+    int stamp_header;        /* StampHeader */
+    size_t max_memory_body;  /* MaxMemoryBody */
+    char *temp_dir;          /* TempDirectory */
+    size_t max_message_size; /* MaxMessageSize (0 = no limit) */
+    int log_level;           /* LogLevel (syslog numbers) */
+    char *syslog_facility;   /* SyslogFacility */
 };
 
 smm_status smm_config_load(const char *, struct smm_config **,

@@ -13,7 +13,7 @@
 
 struct smm_diag {
     char **msgs;
-    int *levels;   /* SMM_LOG_* */
+    int *levels; /* SMM_LOG_* */
     size_t n;
 };
 

@@ -17,14 +17,14 @@
 
 typedef enum {
     SMM_OK = 0,
-    SMM_ENOMEM,   /* out of memory (temporary) */
-    SMM_EINVAL,   /* bad argument or configuration value */
-    SMM_EPARSE,   /* malformed input (message, file, blob) */
-    SMM_ECRYPTO,  /* a cryptographic operation failed (temporary) */
-    SMM_ENOCERT,  /* no usable certificate or key */
-    SMM_ETEMP,    /* transient trouble: directory down, timeout */
-    SMM_EPOLICY,  /* policy forbids the operation */
-    SMM_EIO,      /* file system or I/O error (temporary) */
+    SMM_ENOMEM,  /* out of memory (temporary) */
+    SMM_EINVAL,  /* bad argument or configuration value */
+    SMM_EPARSE,  /* malformed input (message, file, blob) */
+    SMM_ECRYPTO, /* a cryptographic operation failed (temporary) */
+    SMM_ENOCERT, /* no usable certificate or key */
+    SMM_ETEMP,   /* transient trouble: directory down, timeout */
+    SMM_EPOLICY, /* policy forbids the operation */
+    SMM_EIO,     /* file system or I/O error (temporary) */
 } smm_status;
 
 #define SMM_ERR_MSGLEN 512

@@ -35,23 +35,22 @@
 struct smm_key {
     X509 *cert;
     EVP_PKEY *pkey;
-    STACK_OF(X509) *chain;     /* issuers to send along, no root */
-    struct smm_strlist addrs;  /* normalised; domain keys as "@domain" */
-    unsigned usage;            /* SMM_USE_* */
+    STACK_OF(X509) * chain;   /* issuers to send along, no root */
+    struct smm_strlist addrs; /* normalised; domain keys as "@domain" */
+    unsigned usage;           /* SMM_USE_* */
     time_t not_before;
     time_t not_after;
-    int trusted;               /* chains to TrustAnchors */
+    int trusted; /* chains to TrustAnchors */
     char *file;
-    char *serial;              /* hex */
-    char *fingerprint;         /* sha-256 hex */
+    char *serial;      /* hex */
+    char *fingerprint; /* sha-256 hex */
 };
 
 struct smm_keystore;
 
 smm_status smm_keystore_load(const struct smm_config *,
-                             const struct smm_trust *,
-                             struct smm_keystore **, struct smm_diag *,
-                             struct smm_err *);
+                             const struct smm_trust *, struct smm_keystore **,
+                             struct smm_diag *, struct smm_err *);
 const struct smm_key *smm_keystore_signer(const struct smm_keystore *,
                                           const char *, time_t, int);
 const struct smm_key *smm_keystore_encryption(const struct smm_keystore *,

@@ -95,7 +95,7 @@ static const struct {
     const char *name;
     int level;
 } levels[] = {
-    {"error", SMM_LOG_ERR},   {"warning", SMM_LOG_WARNING},
+    {"error", SMM_LOG_ERR},     {"warning", SMM_LOG_WARNING},
     {"notice", SMM_LOG_NOTICE}, {"info", SMM_LOG_INFO},
     {"debug", SMM_LOG_DEBUG},
 };

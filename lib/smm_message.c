@@ -189,8 +189,7 @@ smm_message_read(FILE *fp, struct smm_message *m, struct smm_err *err)
                 continue;
             }
             if (have) {
-                if (smm_message_add_header(m, name.data, value.data) !=
-                    SMM_OK)
+                if (smm_message_add_header(m, name.data, value.data) != SMM_OK)
                     goto nomem;
                 have = 0;
             }

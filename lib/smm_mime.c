@@ -57,10 +57,9 @@ smm_mime_protection(const struct smm_message *m)
         return SMM_PROT_NONE;
     proto = g_mime_content_type_get_parameter(ct, "protocol");
     if (ct_is(ct, "multipart", "signed")) {
-        if (proto != NULL && (strcasecmp(proto, "application/pkcs7-signature") ==
-                                  0 ||
-                              strcasecmp(proto,
-                                         "application/x-pkcs7-signature") == 0))
+        if (proto != NULL &&
+            (strcasecmp(proto, "application/pkcs7-signature") == 0 ||
+             strcasecmp(proto, "application/x-pkcs7-signature") == 0))
             p = SMM_PROT_SMIME_SIGNED;
         else if (proto != NULL &&
                  strcasecmp(proto, "application/pgp-signature") == 0)
@@ -73,8 +72,8 @@ smm_mime_protection(const struct smm_message *m)
                ct_is(ct, "application", "x-pkcs7-mime")) {
         p = SMM_PROT_SMIME_OPAQUE;
     } else if (ct_is(ct, "application", "octet-stream") &&
-               name_is_p7m(ct, smm_message_header(m, "Content-Disposition",
-                                                  0))) {
+               name_is_p7m(ct,
+                           smm_message_header(m, "Content-Disposition", 0))) {
         p = SMM_PROT_SMIME_OPAQUE;
     }
     g_object_unref(ct);
@@ -249,8 +248,9 @@ smm_mime_canonical_entity(struct smm_message *m, struct smm_spool *out,
         if (put_header(&hb, m->hdrs[i].name, m->hdrs[i].value) != SMM_OK)
             goto nomem;
     }
-    if (!have_ct && smm_buf_printf(&hb, "Content-Type: text/plain; "
-                                        "charset=%s\r\n",
+    if (!have_ct && smm_buf_printf(&hb,
+                                   "Content-Type: text/plain; "
+                                   "charset=%s\r\n",
                                    guess_charset(m->body)) != SMM_OK)
         goto nomem;
     if (smm_buf_puts(&hb, "\r\n") != SMM_OK)

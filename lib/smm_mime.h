@@ -24,17 +24,17 @@
 
 enum smm_protection {
     SMM_PROT_NONE = 0,
-    SMM_PROT_SMIME_SIGNED,     /* multipart/signed, pkcs7-signature */
-    SMM_PROT_SMIME_OPAQUE,     /* application/pkcs7-mime or *.p7m */
-    SMM_PROT_PGP,              /* PGP/MIME signed or encrypted */
-    SMM_PROT_OTHER_SIGNED,     /* multipart/signed, other protocol */
+    SMM_PROT_SMIME_SIGNED, /* multipart/signed, pkcs7-signature */
+    SMM_PROT_SMIME_OPAQUE, /* application/pkcs7-mime or *.p7m */
+    SMM_PROT_PGP,          /* PGP/MIME signed or encrypted */
+    SMM_PROT_OTHER_SIGNED, /* multipart/signed, other protocol */
 };
 
 enum smm_protection smm_mime_protection(const struct smm_message *);
 const char *smm_protection_name(enum smm_protection);
 int smm_mime_is_content_header(const char *);
-smm_status smm_mime_canonical_entity(struct smm_message *,
-                                     struct smm_spool *, struct smm_err *);
+smm_status smm_mime_canonical_entity(struct smm_message *, struct smm_spool *,
+                                     struct smm_err *);
 void smm_mime_boundary(char *, size_t);
 
 #endif

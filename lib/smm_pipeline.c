@@ -33,8 +33,7 @@ smm_message_from_address(const struct smm_message *m)
     int i;
 
     if (v != NULL && (l = internet_address_list_parse(NULL, v)) != NULL) {
-        for (i = 0; addr == NULL && i < internet_address_list_length(l);
-             i++) {
+        for (i = 0; addr == NULL && i < internet_address_list_length(l); i++) {
             a = internet_address_list_get_address(l, i);
             if (INTERNET_ADDRESS_IS_MAILBOX(a))
                 addr = internet_address_mailbox_get_addr(
@@ -51,8 +50,7 @@ smm_message_from_address(const struct smm_message *m)
 
 /* Delete every field called name (last first, so indexes stay valid). */
 static smm_status
-delete_all(struct smm_result *r, const struct smm_message *m,
-           const char *name)
+delete_all(struct smm_result *r, const struct smm_message *m, const char *name)
 {
     size_t i;
     int count = 0;
@@ -66,8 +64,8 @@ delete_all(struct smm_result *r, const struct smm_message *m,
     return SMM_OK;
 }
 
-static smm_status
-stamp(const struct smm_state *s, struct smm_result *r, const char *fmt, ...)
+static smm_status stamp(const struct smm_state *s, struct smm_result *r,
+                        const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static smm_status
@@ -140,8 +138,8 @@ signed_header_edits(struct smm_result *r, const struct smm_message *m,
                 if (smm_result_edit(r, SMM_EDIT_CHANGE, "Content-Type", 1,
                                     ctype) != SMM_OK)
                     return SMM_ENOMEM;
-            } else if (smm_result_edit(r, SMM_EDIT_DELETE, name, count,
-                                       NULL) != SMM_OK) {
+            } else if (smm_result_edit(r, SMM_EDIT_DELETE, name, count, NULL) !=
+                       SMM_OK) {
                 return SMM_ENOMEM;
             }
         }
@@ -181,14 +179,15 @@ sign_message(const struct smm_state *s, struct smm_message *m,
         st = err->status;
         goto out;
     }
-    if ((st = smm_cms_sign(k, enc, bio, o->signing_time, &der, &derlen,
-                           err)) != SMM_OK)
+    if ((st = smm_cms_sign(k, enc, bio, o->signing_time, &der, &derlen, err)) !=
+        SMM_OK)
         goto out;
     smm_mime_boundary(boundary, sizeof(boundary));
     if ((st = smm_spool_new(mem, s->cfg->temp_dir, &out, err)) != SMM_OK)
         goto out;
-    if ((st = spool_puts(out, "This is a cryptographically signed message "
-                              "in MIME format.\r\n\r\n--",
+    if ((st = spool_puts(out,
+                         "This is a cryptographically signed message "
+                         "in MIME format.\r\n\r\n--",
                          err)) != SMM_OK ||
         (st = spool_puts(out, boundary, err)) != SMM_OK ||
         (st = spool_puts(out, "\r\n", err)) != SMM_OK ||
@@ -262,9 +261,9 @@ run_outbound(const struct smm_state *s, struct smm_message *m,
         st = stamp(s, r, "signed=no; reason=from-mismatch");
         goto out;
     }
-    k = from != NULL ? smm_keystore_signer(s->ks, from, o->now,
-                                           s->cfg->sign_domain_keys)
-                     : NULL;
+    k = from != NULL
+            ? smm_keystore_signer(s->ks, from, o->now, s->cfg->sign_domain_keys)
+            : NULL;
     if (k == NULL) {
         r->verdict = "unsigned";
         smm_buf_printf(&r->log, " from_hdr=<%s> reason=no-signing-key",

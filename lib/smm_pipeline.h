@@ -27,8 +27,8 @@
 #define SMM_STAMP_HEADER "X-SMIME-Milter"
 
 struct smm_run_opts {
-    time_t now;           /* 0 = time(NULL); certificate validity */
-    time_t signing_time;  /* 0 = now; fixed in byte-comparing tests */
+    time_t now;          /* 0 = time(NULL); certificate validity */
+    time_t signing_time; /* 0 = now; fixed in byte-comparing tests */
 };
 
 smm_status smm_pipeline_run(const struct smm_state *, struct smm_message *,

@@ -16,9 +16,9 @@ enum smm_direction {
     SMM_DIR_OUTBOUND = 1,
 };
 
-enum smm_direction smm_direction_decide(const struct smm_config *,
+enum smm_direction smm_direction_decide(const struct smm_config *, const char *,
                                         const char *, const char *,
-                                        const char *, const char **);
+                                        const char **);
 const char *smm_direction_name(enum smm_direction);
 
 #endif

@@ -22,16 +22,16 @@
 #include "smm_spool.h"
 
 enum smm_action {
-    SMM_ACT_DELIVER = 0,   /* accept, with the edits below */
+    SMM_ACT_DELIVER = 0, /* accept, with the edits below */
     SMM_ACT_TEMPFAIL,
     SMM_ACT_REJECT,
-    SMM_ACT_HOLD,          /* deliver to the hold (quarantine) queue */
+    SMM_ACT_HOLD, /* deliver to the hold (quarantine) queue */
 };
 
 enum smm_edit_op {
-    SMM_EDIT_CHANGE,       /* replace the index-th field's value */
-    SMM_EDIT_DELETE,       /* delete the index-th field */
-    SMM_EDIT_ADD,          /* append a field at the end */
+    SMM_EDIT_CHANGE, /* replace the index-th field's value */
+    SMM_EDIT_DELETE, /* delete the index-th field */
+    SMM_EDIT_ADD,    /* append a field at the end */
 };
 
 struct smm_edit {
@@ -43,21 +43,21 @@ struct smm_edit {
 
 struct smm_result {
     enum smm_action action;
-    char rcode[4];         /* "451", "550" */
-    char xcode[12];        /* "4.7.1" */
-    char *reply;           /* reply text for tempfail/reject */
+    char rcode[4];  /* "451", "550" */
+    char xcode[12]; /* "4.7.1" */
+    char *reply;    /* reply text for tempfail/reject */
     char *hold_reason;
     struct smm_edit *edits;
     size_t nedits;
-    struct smm_spool *body;   /* replacement body, or NULL */
-    struct smm_buf log;       /* " key=value ..." for the summary line */
-    const char *verdict;      /* short word for the log: signed, skipped */
+    struct smm_spool *body; /* replacement body, or NULL */
+    struct smm_buf log;     /* " key=value ..." for the summary line */
+    const char *verdict;    /* short word for the log: signed, skipped */
 };
 
-smm_status smm_result_edit(struct smm_result *, enum smm_edit_op,
-                           const char *, int, const char *);
-smm_status smm_result_refuse(struct smm_result *, enum smm_action,
-                             const char *, const char *, const char *, ...)
+smm_status smm_result_edit(struct smm_result *, enum smm_edit_op, const char *,
+                           int, const char *);
+smm_status smm_result_refuse(struct smm_result *, enum smm_action, const char *,
+                             const char *, const char *, ...)
     __attribute__((format(printf, 5, 6)));
 smm_status smm_result_write(const struct smm_result *,
                             const struct smm_message *, FILE *,

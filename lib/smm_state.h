@@ -25,8 +25,8 @@ struct smm_state {
     struct smm_keystore *ks;
 };
 
-smm_status smm_state_load(const char *, struct smm_state **,
-                          struct smm_diag *, struct smm_err *);
+smm_status smm_state_load(const char *, struct smm_state **, struct smm_diag *,
+                          struct smm_err *);
 struct smm_state *smm_state_ref(struct smm_state *);
 void smm_state_unref(struct smm_state *);
 

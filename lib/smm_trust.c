@@ -22,7 +22,7 @@
  * Returns SMM_EPARSE when the file holds no certificate.
  */
 smm_status
-smm_certs_load_file(const char *path, STACK_OF(X509) *sk, struct smm_err *err)
+smm_certs_load_file(const char *path, STACK_OF(X509) * sk, struct smm_err *err)
 {
     BIO *b = NULL;
     X509 *x = NULL;
@@ -68,7 +68,7 @@ name_cmp(const void *a, const void *b)
 
 /* Load a directory (not recursive; hidden files skipped), sorted by name. */
 static smm_status
-load_dir(const char *dir, STACK_OF(X509) *sk, struct smm_diag *diag,
+load_dir(const char *dir, STACK_OF(X509) * sk, struct smm_diag *diag,
          struct smm_err *err)
 {
     DIR *d;
@@ -115,8 +115,8 @@ out:
  * error; unreadable files inside a directory are reported in diag.
  */
 smm_status
-smm_trust_load(const char *path, struct smm_trust **out,
-               struct smm_diag *diag, struct smm_err *err)
+smm_trust_load(const char *path, struct smm_trust **out, struct smm_diag *diag,
+               struct smm_err *err)
 {
     struct smm_trust *t;
     struct stat sb;
@@ -171,8 +171,8 @@ out:
  * (never NULL unless out of memory).  The caller frees the stack with
  * sk_X509_pop_free(sk, X509_free).
  */
-STACK_OF(X509) *
-smm_trust_chain(const struct smm_trust *t, X509 *leaf, STACK_OF(X509) *extra)
+STACK_OF(X509) * smm_trust_chain(const struct smm_trust *t, X509 *leaf,
+                                 STACK_OF(X509) * extra)
 {
     STACK_OF(X509) *pool = NULL, *chain = NULL, *out = NULL;
     X509 *cur, *c;

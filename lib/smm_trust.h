@@ -18,16 +18,16 @@
 #include "smm_err.h"
 
 struct smm_trust {
-    X509_STORE *store;        /* anchors (and intermediates) */
-    STACK_OF(X509) *certs;    /* everything loaded, for chain building */
+    X509_STORE *store;      /* anchors (and intermediates) */
+    STACK_OF(X509) * certs; /* everything loaded, for chain building */
 };
 
-smm_status smm_trust_load(const char *, struct smm_trust **,
-                          struct smm_diag *, struct smm_err *);
+smm_status smm_trust_load(const char *, struct smm_trust **, struct smm_diag *,
+                          struct smm_err *);
 smm_status smm_certs_load_file(const char *, STACK_OF(X509) *,
                                struct smm_err *);
-STACK_OF(X509) *smm_trust_chain(const struct smm_trust *, X509 *,
-                                STACK_OF(X509) *);
+STACK_OF(X509) *
+    smm_trust_chain(const struct smm_trust *, X509 *, STACK_OF(X509) *);
 void smm_trust_free(struct smm_trust *);
 
 #endif

@@ -17,8 +17,7 @@
 #include "smm_x509.h"
 
 static smm_status
-strlist_add_lower_domain(struct smm_strlist *l, const unsigned char *s,
-                         int len)
+strlist_add_lower_domain(struct smm_strlist *l, const unsigned char *s, int len)
 {
     char **nv, *p, *at;
     size_t i;
@@ -104,8 +103,7 @@ smm_x509_usage(X509 *x)
     if (!(flags & EXFLAG_KUSAGE) ||
         (ku & (KU_DIGITAL_SIGNATURE | KU_NON_REPUDIATION)))
         u |= SMM_USE_SIGN;
-    if (!(flags & EXFLAG_KUSAGE) ||
-        (!is_ec && (ku & KU_KEY_ENCIPHERMENT)) ||
+    if (!(flags & EXFLAG_KUSAGE) || (!is_ec && (ku & KU_KEY_ENCIPHERMENT)) ||
         (is_ec && (ku & KU_KEY_AGREEMENT)))
         u |= SMM_USE_ENCRYPT;
     if (!(flags & EXFLAG_XKUSAGE) || (xku & (XKU_SMIME | XKU_ANYEKU)))
@@ -170,8 +168,8 @@ smm_x509_name_oneline(const X509_NAME *n)
 
     if ((b = BIO_new(BIO_s_mem())) == NULL)
         return NULL;
-    if (X509_NAME_print_ex(b, n, 0,
-                           XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0) {
+    if (X509_NAME_print_ex(b, n, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >=
+        0) {
         len = BIO_get_mem_data(b, &p);
         out = strndup(p, (size_t)len);
     }

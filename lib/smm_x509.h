@@ -19,9 +19,9 @@
 
 #include "smm_config.h"
 
-#define SMM_USE_SIGN 0x01     /* digitalSignature/nonRepudiation, or no KU */
-#define SMM_USE_ENCRYPT 0x02  /* keyEncipherment (RSA) / keyAgreement (EC) */
-#define SMM_USE_EMAIL 0x04    /* EKU emailProtection or anyEKU, or no EKU */
+#define SMM_USE_SIGN 0x01    /* digitalSignature/nonRepudiation, or no KU */
+#define SMM_USE_ENCRYPT 0x02 /* keyEncipherment (RSA) / keyAgreement (EC) */
+#define SMM_USE_EMAIL 0x04   /* EKU emailProtection or anyEKU, or no EKU */
 
 smm_status smm_x509_addresses(X509 *, struct smm_strlist *);
 unsigned smm_x509_usage(X509 *);

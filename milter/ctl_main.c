@@ -33,8 +33,7 @@ static void
 log_stderr(int level, const char *line, void *arg)
 {
     (void)arg;
-    fprintf(stderr, "%s: %s: %s\n", progname, smm_log_level_name(level),
-            line);
+    fprintf(stderr, "%s: %s: %s\n", progname, smm_log_level_name(level), line);
 }
 
 static void
@@ -77,8 +76,8 @@ parse_epoch(const char *s)
     long long v = strtoll(s, &end, 10);
 
     if (*end != '\0' || v <= 0) {
-        fprintf(stderr, "%s: bad time \"%s\" (seconds since 1970)\n",
-                progname, s);
+        fprintf(stderr, "%s: bad time \"%s\" (seconds since 1970)\n", progname,
+                s);
         exit(2);
     }
     return (time_t)v;
@@ -139,8 +138,9 @@ cmd_process(const char *conffile, int argc, char **argv)
         }
     }
     if (dir < 0 || from == NULL || nrcpts == 0 || optind != argc) {
-        fprintf(stderr, "%s process: needs --outbound or --inbound, --from "
-                        "and at least one --rcpt\n",
+        fprintf(stderr,
+                "%s process: needs --outbound or --inbound, --from "
+                "and at least one --rcpt\n",
                 progname);
         free(rcpts);
         return 2;
@@ -175,8 +175,8 @@ cmd_process(const char *conffile, int argc, char **argv)
             r.log.data != NULL ? r.log.data : "");
     switch (r.action) {
     case SMM_ACT_TEMPFAIL:
-        fprintf(stderr, "%s: tempfail: %s %s %s\n", progname, r.rcode,
-                r.xcode, r.reply);
+        fprintf(stderr, "%s: tempfail: %s %s %s\n", progname, r.rcode, r.xcode,
+                r.reply);
         rc = EX_TEMPFAIL_;
         goto out;
     case SMM_ACT_REJECT:
@@ -192,8 +192,9 @@ cmd_process(const char *conffile, int argc, char **argv)
         break;
     }
     if (m->oversize)
-        fprintf(stderr, "%s: warning: the body is over MaxMessageSize and "
-                        "was not kept; the output has the headers only\n",
+        fprintf(stderr,
+                "%s: warning: the body is over MaxMessageSize and "
+                "was not kept; the output has the headers only\n",
                 progname);
     if (smm_result_write(&r, m, stdout, &err) != SMM_OK) {
         fprintf(stderr, "%s: writing the result: %s\n", progname, err.msg);
@@ -242,8 +243,8 @@ cmd_keys(const char *conffile, int argc, char **argv)
     }
     if ((s = load_state(conffile, 0)) == NULL)
         return 1;
-    printf("%-32s %-12s %-24s %-10s %-10s %s\n", "ADDRESS", "USAGE",
-           "SERIAL", "NOTBEFORE", "NOTAFTER", "STATUS / FILE");
+    printf("%-32s %-12s %-24s %-10s %-10s %s\n", "ADDRESS", "USAGE", "SERIAL",
+           "NOTBEFORE", "NOTAFTER", "STATUS / FILE");
     for (i = 0; i < smm_keystore_count(s->ks); i++) {
         const struct smm_key *k = smm_keystore_get(s->ks, i);
         char usage[16] = "";
@@ -271,14 +272,14 @@ cmd_keys(const char *conffile, int argc, char **argv)
         fmt_time(k->not_after, na, sizeof(na));
         for (j = 0; j < (k->addrs.n ? k->addrs.n : 1); j++)
             printf("%-32s %-12s %-24.24s %-10s %-10s %s%s %s\n",
-                   k->addrs.n ? k->addrs.v[j] : "(none)", usage, k->serial,
-                   nb, na, status, k->trusted ? "" : ",untrusted", k->file);
+                   k->addrs.n ? k->addrs.v[j] : "(none)", usage, k->serial, nb,
+                   na, status, k->trusted ? "" : ",untrusted", k->file);
         if (strcmp(status, "RENEW-SOON") == 0)
             fprintf(stderr,
                     "%s: warning: %s (%s): less than 20%% of its lifetime "
                     "left, expires %s; renew it\n",
-                    progname, k->addrs.n ? k->addrs.v[0] : "(none)",
-                    k->file, na);
+                    progname, k->addrs.n ? k->addrs.v[0] : "(none)", k->file,
+                    na);
     }
     printf("%zu keys\n", smm_keystore_count(s->ks));
     smm_state_unref(s);

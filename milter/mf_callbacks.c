@@ -33,7 +33,7 @@ struct msg {
     const char *dir_reason;
     char *auth;
     struct timespec t0;
-    int failed;            /* spooling failed: tempfail at the end */
+    int failed; /* spooling failed: tempfail at the end */
     char fail_msg[SMM_ERR_MSGLEN];
 };
 
@@ -69,12 +69,12 @@ macro_dup(SMFICTX *ctx, const char *name)
 }
 
 static sfsistat
-cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
-             unsigned long f2, unsigned long f3, unsigned long *pf0,
-             unsigned long *pf1, unsigned long *pf2, unsigned long *pf3)
+cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
+             unsigned long f3, unsigned long *pf0, unsigned long *pf1,
+             unsigned long *pf2, unsigned long *pf3)
 {
-    unsigned long want_act = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_CHGBODY |
-                             SMFIF_QUARANTINE;
+    unsigned long want_act =
+        SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_CHGBODY | SMFIF_QUARANTINE;
     unsigned long skip = SMFIP_NOHELO | SMFIP_NOUNKNOWN | SMFIP_NODATA;
 
     (void)f2;
@@ -108,8 +108,8 @@ cb_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *sa)
         inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, c->addr,
                   sizeof(c->addr));
     else if (sa != NULL && sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr,
-                  c->addr, sizeof(c->addr));
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, c->addr,
+                  sizeof(c->addr));
     else if ((a = smfi_getsymval(ctx, "{client_addr}")) != NULL)
         snprintf(c->addr, sizeof(c->addr), "%s", a);
     c->daemon = macro_dup(ctx, "{daemon_name}");
@@ -213,8 +213,8 @@ log_summary(const struct conn *c, const struct msg *mg,
     smm_log_escape(from, sizeof(from), mg->m->env_from);
     smm_log_escape(qid, sizeof(qid),
                    mg->m->queue_id != NULL ? mg->m->queue_id : "NOQUEUE");
-    act = rc == SMFIS_TEMPFAIL ? "tempfail"
-          : rc == SMFIS_REJECT ? "reject"
+    act = rc == SMFIS_TEMPFAIL        ? "tempfail"
+          : rc == SMFIS_REJECT        ? "reject"
           : r->action == SMM_ACT_HOLD ? "hold"
                                       : "deliver";
     smm_log(SMM_LOG_INFO,
@@ -252,8 +252,7 @@ cb_eom(SMFICTX *ctx)
     } else if (smm_pipeline_run(mg->state, mg->m, mg->dir, NULL, &r, &err) !=
                SMM_OK) {
         smm_log(SMM_LOG_ERR, "%s: %s",
-                mg->m->queue_id != NULL ? mg->m->queue_id : "NOQUEUE",
-                err.msg);
+                mg->m->queue_id != NULL ? mg->m->queue_id : "NOQUEUE", err.msg);
         r.verdict = "tempfail";
         (void)smfi_setreply(ctx, "451", "4.3.0",
                             "temporary local problem, try again later");
@@ -298,8 +297,8 @@ cb_close(SMFICTX *ctx)
 struct smfiDesc mf_desc = {
     .xxfi_name = "smime-milter",
     .xxfi_version = SMFI_VERSION,
-    .xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_CHGBODY |
-                  SMFIF_QUARANTINE,
+    .xxfi_flags =
+        SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_CHGBODY | SMFIF_QUARANTINE,
     .xxfi_connect = cb_connect,
     .xxfi_helo = NULL,
     .xxfi_envfrom = cb_envfrom,

@@ -128,8 +128,8 @@ check_config(const char *conffile)
                 smm_log_level_name(diag.levels[i]), diag.msgs[i]);
     nerr = smm_diag_count(&diag, SMM_LOG_ERR);
     printf("%s: %s: %s, %zu keys, %zu errors, %zu warnings\n", progname,
-           conffile, nerr ? "problems found" : "OK",
-           smm_keystore_count(s->ks), nerr, diag.n - nerr);
+           conffile, nerr ? "problems found" : "OK", smm_keystore_count(s->ks),
+           nerr, diag.n - nerr);
     smm_diag_free(&diag);
     smm_state_unref(s);
     return nerr ? 1 : 0;
@@ -233,8 +233,8 @@ worker(const char *conffile, const char *sockopt, const char *useropt)
     if (mf_state_init(conffile) != 0)
         return 78; /* EX_CONFIG: the supervisor will not retry */
     s = mf_state_get();
-    smm_log_set(mf_log_line, NULL, mf_verbose ? SMM_LOG_DEBUG
-                                           : s->cfg->log_level);
+    smm_log_set(mf_log_line, NULL,
+                mf_verbose ? SMM_LOG_DEBUG : s->cfg->log_level);
     sock = sockopt != NULL ? sockopt : s->cfg->socket;
     user = useropt != NULL ? useropt : s->cfg->user_id;
     if ((path = unix_socket_path(sock)) != NULL)
@@ -270,8 +270,8 @@ worker(const char *conffile, const char *sockopt, const char *useropt)
         smm_log(SMM_LOG_ERR, "cannot start the reload thread");
         return 71;
     }
-    smm_log(SMM_LOG_NOTICE, "%s %s listening on %s", progname,
-            PACKAGE_VERSION, sock);
+    smm_log(SMM_LOG_NOTICE, "%s %s listening on %s", progname, PACKAGE_VERSION,
+            sock);
     rc = smfi_main();
     left = mf_conn_wait(MF_DRAIN_SECONDS);
     if (left > 0)
@@ -359,8 +359,8 @@ supervise(const char *conffile, const char *sockopt, const char *useropt,
             if (w != child)
                 continue;
             child = -1;
-            if (WIFEXITED(status) && (WEXITSTATUS(status) == 78 ||
-                                      WEXITSTATUS(status) == 71)) {
+            if (WIFEXITED(status) &&
+                (WEXITSTATUS(status) == 78 || WEXITSTATUS(status) == 71)) {
                 smm_log(SMM_LOG_ERR, "worker could not start; giving up");
                 if (pidfile != NULL && *pidfile != '\0')
                     (void)unlink(pidfile);

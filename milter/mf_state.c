@@ -74,8 +74,9 @@ mf_state_reload(void)
     struct smm_state *s, *old;
 
     if (smm_state_load(st_conffile, &s, &diag, &err) != SMM_OK) {
-        smm_log(SMM_LOG_ERR, "reload failed, keeping the running "
-                             "configuration: %s",
+        smm_log(SMM_LOG_ERR,
+                "reload failed, keeping the running "
+                "configuration: %s",
                 err.msg);
         smm_diag_free(&diag);
         return -1;
@@ -94,8 +95,7 @@ mf_state_reload(void)
     pthread_mutex_unlock(&st_lock);
     smm_log_set(mf_log_line, NULL,
                 mf_verbose ? SMM_LOG_DEBUG : s->cfg->log_level);
-    smm_log(SMM_LOG_NOTICE,
-            "reloaded %s: %zu keys, %zu problems", st_conffile,
+    smm_log(SMM_LOG_NOTICE, "reloaded %s: %zu keys, %zu problems", st_conffile,
             smm_keystore_count(s->ks), diag.n);
     smm_diag_free(&diag);
     smm_state_unref(old);

@@ -82,19 +82,19 @@ decoded_leaf(GMimeObject *o, const char *type, const char *sub)
 
     if (GMIME_IS_MULTIPART(o)) {
         for (i = 0; i < g_mime_multipart_get_count(GMIME_MULTIPART(o)); i++)
-            if ((r = decoded_leaf(g_mime_multipart_get_part(
-                                      GMIME_MULTIPART(o), i),
-                                  type, sub)) != NULL)
+            if ((r = decoded_leaf(
+                     g_mime_multipart_get_part(GMIME_MULTIPART(o), i), type,
+                     sub)) != NULL)
                 return r;
         return NULL;
     }
     if (GMIME_IS_MESSAGE_PART(o)) {
-        GMimeMessage *m = g_mime_message_part_get_message(GMIME_MESSAGE_PART(o));
+        GMimeMessage *m =
+            g_mime_message_part_get_message(GMIME_MESSAGE_PART(o));
         return decoded_leaf(g_mime_message_get_mime_part(m), type, sub);
     }
-    if (GMIME_IS_PART(o) &&
-        g_mime_content_type_is_type(g_mime_object_get_content_type(o), type,
-                                    sub)) {
+    if (GMIME_IS_PART(o) && g_mime_content_type_is_type(
+                                g_mime_object_get_content_type(o), type, sub)) {
         GMimeStream *s = g_mime_stream_mem_new();
         GByteArray *ba;
         g_mime_data_wrapper_write_to_stream(
@@ -121,18 +121,18 @@ parse(const char *s)
 static const struct {
     const char *name;
     const char *in;
-    const char *type, *sub;  /* leaf whose decoded content we check */
+    const char *type, *sub;   /* leaf whose decoded content we check */
     const char *want_decoded; /* with CRLF */
     const char *want_in_out;  /* substring that must be in the output */
     const char *not_in_out;   /* substring that must not be */
 } cases[] = {
-    {"no MIME headers, ascii", "Subject: x\n\nhello\nworld\n", "text",
-     "plain", "hello\r\nworld\r\n", "Content-Type: text/plain; "
-                                    "charset=us-ascii\r\n\r\nhello\r\n",
+    {"no MIME headers, ascii", "Subject: x\n\nhello\nworld\n", "text", "plain",
+     "hello\r\nworld\r\n",
+     "Content-Type: text/plain; "
+     "charset=us-ascii\r\n\r\nhello\r\n",
      "Subject"},
     {"no MIME headers, utf-8", "Subject: x\n\nh\xc3\xa9llo w\xc3\xb6rld\n",
-     "text", "plain", "h\xc3\xa9llo w\xc3\xb6rld\r\n", "charset=utf-8",
-     NULL},
+     "text", "plain", "h\xc3\xa9llo w\xc3\xb6rld\r\n", "charset=utf-8", NULL},
     {"no MIME headers, latin-1", "Subject: x\n\nh\xe9llo\n", "text", "plain",
      "h\xe9llo\r\n", "charset=unknown-8bit", NULL},
     {"8bit declared",
@@ -193,25 +193,22 @@ main(void)
         out = canon(in, &len);
         if (!ok(out != NULL, "%s: canonicalised", cases[i].name))
             continue;
-        ok(is_canonical(out, len, &why), "%s: 7-bit CRLF (%s)",
-           cases[i].name, why);
+        ok(is_canonical(out, len, &why), "%s: 7-bit CRLF (%s)", cases[i].name,
+           why);
         if (cases[i].want_in_out != NULL)
             has_str(out, cases[i].want_in_out, "%s: output has %s",
                     cases[i].name, cases[i].want_in_out);
         if (cases[i].not_in_out != NULL)
             ok(strstr(out, cases[i].not_in_out) == NULL,
-               "%s: output lacks \"%s\"", cases[i].name,
-               cases[i].not_in_out);
+               "%s: output lacks \"%s\"", cases[i].name, cases[i].not_in_out);
         o = parse(out);
-        dec = o != NULL ? decoded_leaf(o, cases[i].type, cases[i].sub)
-                        : NULL;
+        dec = o != NULL ? decoded_leaf(o, cases[i].type, cases[i].sub) : NULL;
         if (cases[i].want_decoded != NULL) {
             ok(dec != NULL && strncmp(dec, cases[i].want_decoded,
                                       strlen(cases[i].want_decoded)) == 0,
                "%s: content survives", cases[i].name);
         } else {
-            ok(dec != NULL && strlen(dec) >= 2000 &&
-                   strspn(dec, "x") == 2000,
+            ok(dec != NULL && strlen(dec) >= 2000 && strspn(dec, "x") == 2000,
                "%s: content survives", cases[i].name);
         }
         free(dec);

@@ -86,8 +86,7 @@ main(void)
         is_str(c->socket, "inet:8891@127.0.0.1", "Socket value trimmed");
         is_int(c->stamp_header, 0, "StampHeader off");
         is_int(c->max_memory_body, 512 * 1024, "512k");
-        is_int((long long)c->max_message_size, 2LL * 1024 * 1024 * 1024,
-               "2G");
+        is_int((long long)c->max_message_size, 2LL * 1024 * 1024 * 1024, "2G");
         is_int(c->internal_hosts.n, 3, "three InternalHosts");
         is_int(c->outbound_daemons.n, 2, "two OutboundDaemons");
         is_str(c->outbound_daemons.v[1], "smtps", "second daemon");

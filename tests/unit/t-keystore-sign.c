@@ -48,8 +48,8 @@ make_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *ikey,
 
     X509_set_version(x, 2);
     ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
-    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
-                               (const unsigned char *)cn, -1, -1, 0);
+    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)cn,
+                               -1, -1, 0);
     X509_set_subject_name(x, n);
     X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : n);
     X509_gmtime_adj(X509_getm_notBefore(x), days_from * 86400);
@@ -122,13 +122,11 @@ diag_has(const struct smm_diag *d, const char *needle)
 }
 
 /* Run the outbound pipeline; return the resulting message text. */
-static char *
-run_from(struct smm_state *s, const char *env_from, const char *msg,
-         time_t sigtime, struct smm_result *r);
+static char *run_from(struct smm_state *s, const char *env_from,
+                      const char *msg, time_t sigtime, struct smm_result *r);
 
 static char *
-run(struct smm_state *s, const char *msg, time_t sigtime,
-    struct smm_result *r)
+run(struct smm_state *s, const char *msg, time_t sigtime, struct smm_result *r)
 {
     return run_from(s, "<alice@example.org>", msg, sigtime, r);
 }
@@ -187,18 +185,17 @@ verify(const char *text, unsigned char **der, int *derlen)
     return ok_;
 }
 
-static const char plain[] =
-    "From: Alice <alice@example.org>\n"
-    "To: Bob <bob@example.net>\n"
-    "Subject: hello\n"
-    "X-SMIME-Milter: signed=forged@example.org\n"
-    "MIME-Version: 1.0\n"
-    "Content-Type: text/plain; charset=utf-8\n"
-    "Content-Transfer-Encoding: 8bit\n"
-    "\n"
-    "Gr\xc3\xbc\xc3\x9f"
-    "e, Bob.\n"
-    ".leading dot\n";
+static const char plain[] = "From: Alice <alice@example.org>\n"
+                            "To: Bob <bob@example.net>\n"
+                            "Subject: hello\n"
+                            "X-SMIME-Milter: signed=forged@example.org\n"
+                            "MIME-Version: 1.0\n"
+                            "Content-Type: text/plain; charset=utf-8\n"
+                            "Content-Transfer-Encoding: 8bit\n"
+                            "\n"
+                            "Gr\xc3\xbc\xc3\x9f"
+                            "e, Bob.\n"
+                            ".leading dot\n";
 
 int
 main(void)
@@ -220,13 +217,11 @@ main(void)
     if (mkdtemp(dir) == NULL)
         return 1;
     ca_key = EVP_RSA_gen(2048);
-    ca_cert = make_cert(ca_key, "Test Root", NULL, NULL, NULL, NULL, -10,
-                        3650);
+    ca_cert = make_cert(ca_key, "Test Root", NULL, NULL, NULL, NULL, -10, 3650);
     ak = EVP_RSA_gen(2048);
     ac = make_cert(ak, "alice", ca_cert, ca_key, "email:alice@Example.ORG",
                    "digitalSignature,keyEncipherment", -1, 365);
-    old = make_cert(ak, "alice old", ca_cert, ca_key,
-                    "email:alice@example.org",
+    old = make_cert(ak, "alice old", ca_cert, ca_key, "email:alice@example.org",
                     "digitalSignature,keyEncipherment", -400, -30);
     bk = EVP_RSA_gen(2048);
 
@@ -258,11 +253,9 @@ main(void)
                                 "trusted");
     ok(k != NULL && X509_cmp(k->cert, ac) == 0,
        "the valid certificate is chosen, not the expired one");
-    ok(smm_keystore_signer(s->ks, "Alice@example.org", time(NULL), 0) ==
-           NULL,
+    ok(smm_keystore_signer(s->ks, "Alice@example.org", time(NULL), 0) == NULL,
        "local part is case-sensitive");
-    ok(smm_keystore_signer(s->ks, "carol@example.org", time(NULL), 1) ==
-           NULL,
+    ok(smm_keystore_signer(s->ks, "carol@example.org", time(NULL), 1) == NULL,
        "no domain key configured: nothing for carol");
 
     /* sign */

@@ -73,7 +73,15 @@ else
     fi
 fi
 
-# 3. distcheck (unit tests inside the unpacked tarball)
+# 3. formatting (.clang-format, as STYLE.md asks)
+if make -C build format-check >"$logdir/format.log" 2>&1; then
+    passed=$((passed + 1))
+    echo "PASS: make format-check"
+else
+    step_fail "make format-check" "$logdir/format.log"
+fi
+
+# 4. distcheck (unit tests inside the unpacked tarball)
 echo "run-all: make distcheck"
 if make -C build distcheck TESTS="$(echo $unit)" >"$logdir/distcheck.log" 2>&1; then
     passed=$((passed + 1))

@@ -27,6 +27,10 @@ void mf_state_shutdown(void);
 void mf_conn_enter(void);
 void mf_conn_leave(void);
 int mf_conn_wait(int);
+int mf_msg_enter(void);
+void mf_msg_leave(void);
+int mf_draining(void);
+int mf_drain(int);
 
 /* mf_apply.c */
 sfsistat mf_apply(SMFICTX *, const struct smm_result *);

@@ -48,6 +48,7 @@ msg_free(struct msg *mg)
 {
     if (mg == NULL)
         return;
+    mf_msg_leave();
     smm_message_free(mg->m);
     smm_state_unref(mg->state);
     free(mg->auth);
@@ -102,6 +103,8 @@ cb_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *sa)
     const char *a;
 
     (void)host;
+    if (mf_draining())
+        return SMFIS_TEMPFAIL; /* shutting down: the MTA retries */
     if ((c = calloc(1, sizeof(*c))) == NULL)
         return SMFIS_TEMPFAIL;
     if (sa != NULL && sa->sa_family == AF_INET)
@@ -134,8 +137,15 @@ cb_envfrom(SMFICTX *ctx, char **argv)
         return SMFIS_TEMPFAIL;
     msg_free(c->msg);
     c->msg = NULL;
-    if ((mg = calloc(1, sizeof(*mg))) == NULL)
+    if (mf_msg_enter() != 0) {
+        (void)smfi_setreply(ctx, "451", "4.3.2",
+                            "S/MIME gateway restarting, try again later");
         return SMFIS_TEMPFAIL;
+    }
+    if ((mg = calloc(1, sizeof(*mg))) == NULL) {
+        mf_msg_leave();
+        return SMFIS_TEMPFAIL;
+    }
     clock_gettime(CLOCK_MONOTONIC, &mg->t0);
     if ((mg->state = mf_state_get()) == NULL) {
         free(mg);

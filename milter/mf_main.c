@@ -197,21 +197,33 @@ drop_privileges(const char *user, const char *sock)
     return 0;
 }
 
-/* Worker thread: SIGUSR1 means "reload". */
+/* Worker thread: SIGUSR1 means "reload", SIGUSR2 "drain and stop". */
 static void *
-reload_thread(void *arg)
+control_thread(void *arg)
 {
     sigset_t set;
-    int sig;
+    int sig, left;
 
     (void)arg;
     sigemptyset(&set);
     sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGUSR2);
     for (;;) {
         if (sigwait(&set, &sig) != 0)
             continue;
-        if (sig == SIGUSR1)
+        if (sig == SIGUSR1) {
             (void)mf_state_reload();
+        } else if (sig == SIGUSR2) {
+            smm_log(SMM_LOG_NOTICE, "stopping: finishing the messages in "
+                                    "flight, refusing new ones (tempfail)");
+            if ((left = mf_drain(MF_DRAIN_SECONDS)) > 0)
+                smm_log(SMM_LOG_WARNING,
+                        "%d messages still in flight after %d s; the MTA "
+                        "will retry them",
+                        left, MF_DRAIN_SECONDS);
+            (void)smfi_stop();
+            return NULL;
+        }
     }
     return NULL;
 }
@@ -262,21 +274,22 @@ worker(const char *conffile, const char *sockopt, const char *useropt)
      * SIGUSR1 is for our reload thread. */
     sigemptyset(&set);
     sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGUSR2);
     sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
-    if (pthread_create(&tid, NULL, reload_thread, NULL) != 0) {
-        smm_log(SMM_LOG_ERR, "cannot start the reload thread");
+    if (pthread_create(&tid, NULL, control_thread, NULL) != 0) {
+        smm_log(SMM_LOG_ERR, "cannot start the control thread");
         return 71;
     }
     smm_log(SMM_LOG_NOTICE, "%s %s listening on %s", progname, PACKAGE_VERSION,
             sock);
     rc = smfi_main();
-    left = mf_conn_wait(MF_DRAIN_SECONDS);
+    /* messages are done (drained); idle MTA connections need no wait */
+    left = mf_conn_wait(2);
     if (left > 0)
-        smm_log(SMM_LOG_WARNING, "stopping with %d connections still open",
-                left);
+        smm_log(SMM_LOG_INFO, "closing %d idle connections", left);
     smm_log(SMM_LOG_NOTICE, "stopped");
     if (path != NULL)
         (void)unlink(path);
@@ -284,6 +297,18 @@ worker(const char *conffile, const char *sockopt, const char *useropt)
 }
 
 static volatile sig_atomic_t got_hup, got_term, got_chld;
+
+/* Start (first call) or check the stop deadline: drain time plus a margin.
+ * Returns 1 once it has passed. */
+static int
+stop_deadline(time_t *deadline)
+{
+    time_t now = time(NULL);
+
+    if (*deadline == 0)
+        *deadline = now + MF_DRAIN_SECONDS + 15;
+    return now > *deadline;
+}
 
 static void
 sup_handler(int sig)
@@ -308,7 +333,7 @@ supervise(const char *conffile, const char *sockopt, const char *useropt,
     sigset_t block, old;
     pid_t child = -1, w;
     int status, fast_fails = 0;
-    time_t started = 0;
+    time_t started = 0, deadline = 0;
 
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = sup_handler;
@@ -346,9 +371,15 @@ supervise(const char *conffile, const char *sockopt, const char *useropt,
             (void)kill(child, SIGUSR1);
         }
         if (got_term) {
-            (void)kill(child, SIGTERM);
-            while ((w = waitpid(child, &status, 0)) < 0 && errno == EINTR)
-                ;
+            /* ask the worker to drain; kill it if it hangs */
+            (void)kill(child, SIGUSR2);
+            for (w = 0; w == 0;) {
+                w = waitpid(child, &status, WNOHANG);
+                if (w == 0 && stop_deadline(&deadline))
+                    (void)kill(child, SIGKILL);
+                if (w == 0)
+                    (void)usleep(50000);
+            }
             if (pidfile != NULL && *pidfile != '\0')
                 (void)unlink(pidfile);
             return 0;

@@ -6,7 +6,9 @@
  * smm_state_unref() when its message is done; mf_state_reload() builds a
  * complete new snapshot and swaps it in only if it loaded, so a broken
  * configuration keeps the old state.  Also counts open connections so
- * that shutdown can wait for messages in flight.
+ * that shutdown can wait for messages in flight: while draining, new
+ * connections and transactions are refused (tempfail) and the messages
+ * already started run to their end.
  */
 #include "config.h"
 
@@ -25,6 +27,8 @@ static char st_conffile[4096];
 static pthread_mutex_t conn_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t conn_cond = PTHREAD_COND_INITIALIZER;
 static int conn_count;
+static int msg_count;
+static int draining;
 
 static void
 log_diag(const struct smm_diag *d)
@@ -143,6 +147,60 @@ mf_conn_wait(int secs)
         if (pthread_cond_timedwait(&conn_cond, &conn_lock, &ts) != 0)
             break;
     left = conn_count;
+    pthread_mutex_unlock(&conn_lock);
+    return left;
+}
+
+/* A transaction starts (MAIL FROM).  Returns -1 when draining. */
+int
+mf_msg_enter(void)
+{
+    int ok;
+
+    pthread_mutex_lock(&conn_lock);
+    ok = !draining;
+    if (ok)
+        msg_count++;
+    pthread_mutex_unlock(&conn_lock);
+    return ok ? 0 : -1;
+}
+
+void
+mf_msg_leave(void)
+{
+    pthread_mutex_lock(&conn_lock);
+    if (--msg_count == 0)
+        pthread_cond_broadcast(&conn_cond);
+    pthread_mutex_unlock(&conn_lock);
+}
+
+int
+mf_draining(void)
+{
+    int d;
+
+    pthread_mutex_lock(&conn_lock);
+    d = draining;
+    pthread_mutex_unlock(&conn_lock);
+    return d;
+}
+
+/* Stop taking new messages; wait up to secs for the ones in flight.
+ * Returns how many are left. */
+int
+mf_drain(int secs)
+{
+    struct timespec ts;
+    int left;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += secs;
+    pthread_mutex_lock(&conn_lock);
+    draining = 1;
+    while (msg_count > 0)
+        if (pthread_cond_timedwait(&conn_cond, &conn_lock, &ts) != 0)
+            break;
+    left = msg_count;
     pthread_mutex_unlock(&conn_lock);
     return left;
 }

@@ -1,77 +1,128 @@
 # shellcheck shell=bash
-# tests/lib/postfix.sh - private, throw-away Postfix instance for integration
-# tests of smime-milter.  Source it from a bash test script:
+# tests/lib/postfix.sh - private, throw-away Postfix instance (+ capture
+# sink) for integration tests of smime-milter.  Source it from bash:
 #
 #     . "$(dirname "$0")/lib/postfix.sh"
 #     wd=$(mktemp -d); trap 'pf_stop; rm -rf "$wd"' EXIT
-#     pf_init "$wd"
-#     pf_conf smtpd_milters=inet:127.0.0.1:$MILTER_PORT
+#     pf_init "$wd"                      # also starts the sink
+#     pf_conf "smtpd_milters = inet:127.0.0.1:$MILTER_PORT"
 #     pf_start
 #     pf_send alice@example.org bob@example.net,carol@example.net msg.eml
 #     pf_wait_sink 1 && f=$(pf_sink_files | head -n1)
-#     grep -q '^rcpt=bob@example.net$' "$(pf_sink_env "$f")"
+#     pf_sink_rcpts "$f"                 # bob@example.net / carol@...
+#     grep 'milter' "$(pf_log)"
 #
-# Design
-# ------
-# * Everything lives under WORKDIR: config ($WORKDIR/etc), queue
-#   ($WORKDIR/queue), data ($WORKDIR/data), log ($WORKDIR/log/maillog),
-#   sink ($WORKDIR/sink).  /etc/postfix is only *read* (postfix-files via
-#   meta_directory); the system queue and syslog are never touched.
-#   main.cf / master.cf are written from scratch (minimal, chroot=n
-#   everywhere) instead of patching main.cf.dist, so the result does not
-#   depend on whatever the package installed.
-# * Only 127.0.0.1 is used.  smtpd ports are picked at random in
-#   20000-32767 (below the kernel's ephemeral range) after a bind test; if
-#   `postfix start` still loses a race for a port ("Address already in
-#   use") pf_start picks a new port, rewrites master.cf and retries.
-# * Capture sink: a small forking perl SMTP server (perl-base only:
-#   IO::Socket::INET, POSIX, Fcntl) generated into $WORKDIR/sink.pl.  It
-#   binds 127.0.0.1:0 (kernel-chosen, race-free port -> $PF_SINK_PORT),
-#   advertises PIPELINING/8BITMIME/SMTPUTF8 (8BITMIME matters: without it
-#   Postfix would down-convert 8-bit bodies to quoted-printable), and
-#   answers 250 (354 to DATA, 221 to QUIT) to everything.  smtp-sink -d was
-#   not used because it prepends its own X-* headers to the dump.
-#   Per accepted message it writes, atomically (tmp file + rename):
-#     $WORKDIR/sink/NNNNNN.eml  exact DATA bytes after dot-unstuffing, CRLF
-#                               line ends kept exactly as sent by Postfix
-#     $WORKDIR/sink/NNNNNN.env  envelope, one "key=value" per line:
-#                               helo=  from= (empty for <>)  mail_args=
-#                               rcpt= (one line per RCPT)  client=  size=
-#   NNNNNN is a zero-padded global arrival counter (1, 2, ...), so the
-#   lexical order is the arrival order.  The .env is renamed into place
-#   before the .eml, so an existing .eml always has its .env.  The 250
-#   reply to DATA is "250 2.0.0 Ok: queued as NNNNNN", which therefore also
-#   shows up in Postfix's log (status=sent (... queued as NNNNNN)).
-# * Logging: maillog_file=$WORKDIR/log/maillog via the postlog service
-#   (postlogd).  Nothing goes to syslog.  Log lines are prefixed with
-#   $PF_SYSLOG_NAME (default "pftest-<basename WORKDIR>").  The file is
-#   created by postlogd (mode 0600 root); pf_log makes it world-readable.
-# * Processes are identified per instance without broad pattern matching:
-#   every Postfix daemon of the instance has its cwd in $WORKDIR/queue and
-#   its executable in daemon_directory; the sink processes have their cwd in
-#   $WORKDIR/run/sinkproc.  pf_stop waits for them to go away and, after a
-#   timeout, kills the remaining ones by pid.  pf_procs lists them.
+# Functions
+#   pf_init WORKDIR        create instance under WORKDIR, start the sink
+#   pf_use WORKDIR         switch to another instance (several per script)
+#   pf_conf N=V ...        postconf -e; needs pf_reload if running
+#   pf_master_conf NAME [-o p=v ...]  extra smtpd listener, $PF_PORT_<NAME>
+#   pf_port NAME           port of smtp|submission|sink|<extra listener>
+#   pf_start / pf_stop / pf_reload
+#   pf_send FROM RCPTS FILE [swaks args]  0 = 2xx, 1 = 4xx, 2 = 5xx, 3 = other
+#   pf_wait_sink N [T]     wait (poll) until >= N sink messages (T = 30 s)
+#   pf_sink_files          sink messages (*.eml), arrival order
+#   pf_sink_count / pf_sink_env F / pf_sink_from F / pf_sink_rcpts F
+#   pf_sink_stop / pf_sink_start   stop/restart only the sink (to defer)
+#   pf_strip_received F    F minus our Received: header, CRLF -> LF
+#   pf_queue_count [Q]     files in maildrop|incoming|active|deferred|hold
+#   pf_flush               postqueue -f
+#   pf_log                 path of the Postfix log
+#   pf_wait_log REGEX [T]  wait until the log matches (grep -E)
+#   pf_wait_smtp [PORT]    wait for a 220 greeting
+#   pf_procs               pids of the instance (postfix daemons + sink)
 #
 # Exported variables (after pf_init): PF_WORKDIR PF_CONFDIR PF_QUEUEDIR
 #   PF_DATADIR PF_SINKDIR PF_LOGFILE PF_PORT PF_SUB_PORT PF_SINK_PORT
 #   PF_SYSLOG_NAME PF_LAST_REPLY PF_LAST_TRANSCRIPT
 #
-# Listeners: 127.0.0.1:$PF_PORT      plain smtpd ("MTA" side;
-#                                    {daemon_name} = $myhostname =
-#                                    pftest.localdomain)
-#            127.0.0.1:$PF_SUB_PORT  smtpd with
-#                                    syslog_name=$PF_SYSLOG_NAME/submission
-#                                    milter_macro_daemon_name=ORIGINATING
-#                                    (so {daemon_name} = ORIGINATING)
+# Design
+# ------
+# * Everything lives under WORKDIR: etc/ (main.cf, master.cf), queue/,
+#   data/, log/maillog, sink/, run/.  /etc/postfix is only *read*
+#   (postfix-files via meta_directory); the system queue and syslog are
+#   never touched.  main.cf / master.cf are written from scratch (minimal,
+#   chroot=n everywhere) rather than patched from main.cf.dist, so the
+#   result does not depend on what the package installed.  The instance
+#   passes `postfix -c $PF_CONFDIR check` (the self-test checks it).
+# * Only 127.0.0.1 is used.  smtpd ports are picked at random in
+#   20000-32767 (below the kernel's ephemeral range) after a bind test; if
+#   `postfix start` still loses a race for a port ("Address already in
+#   use") pf_start picks a new port, rewrites master.cf and retries.
+# * Capture sink: a small forking perl SMTP server (perl-base modules only)
+#   written to $WORKDIR/sink.pl.  It binds 127.0.0.1:0 (kernel-chosen,
+#   race-free port -> $PF_SINK_PORT), advertises PIPELINING, 8BITMIME,
+#   SMTPUTF8 (8BITMIME matters: without it Postfix would down-convert 8-bit
+#   bodies to quoted-printable) and answers 250 to everything (354 to
+#   DATA, 221 to QUIT).  smtp-sink -d was not used: it adds its own X-*
+#   headers to the dump.  Per message it writes (tmp file + rename):
+#     $WORKDIR/sink/NNNNNN.eml  the exact DATA bytes after dot-unstuffing,
+#                               CRLF line ends exactly as Postfix sent them
+#     $WORKDIR/sink/NNNNNN.env  envelope, one "key=value" per line:
+#                               helo=  from= (empty for <>)  mail_args=
+#                               rcpt= (one line per RCPT)  client=  size=
+#   NNNNNN is a zero-padded arrival counter (000001, ...), so lexical order
+#   is arrival order.  The .env is renamed into place before the .eml.
+#   The reply to DATA is "250 2.0.0 Ok: queued as NNNNNN", so Postfix's log
+#   line "status=sent (... queued as NNNNNN)" names the sink file.
+#   The .eml is what Postfix relayed: it starts with Postfix's Received:
+#   header (use pf_strip_received to compare with the input).
+# * Logging: maillog_file=$WORKDIR/log/maillog through the postlog service
+#   (postlogd, maillog_file_prefixes=$WORKDIR); nothing goes to syslog.
+#   Lines carry $PF_SYSLOG_NAME (default "pftest-<basename of WORKDIR>",
+#   e.g. "pftest-x/smtpd[123]:", ".../submission/smtpd[..]:").
+# * Processes are found per instance without name patterns: every Postfix
+#   daemon of the instance has its cwd in $WORKDIR/queue and its binary in
+#   daemon_directory; the sink processes have cwd $WORKDIR/run/sinkproc.
+#   pf_stop waits for them to exit and kills leftovers by pid.
+# * pf_start/pf_reload wait until every listener of master.cf is in LISTEN
+#   state (/proc/net/tcp) rather than opening an SMTP session, so that a
+#   configured milter does not see extra probe connections.  `postfix
+#   start` only returns once the master has bound its sockets.  pf_reload
+#   also waits for the master's "reload" log line and for the old smtpd
+#   processes to exit, so the next connection sees the new configuration.
 #
-# pf_send normalises the input file to CRLF (bare LF -> CRLF, CRLF kept, a
-# missing final line end is added), dot-stuffs it itself and hands it to
-# swaks with --no-data-fixup, so swaks does no token replacement, header
-# rewriting, From_ stripping or trailing-dot removal.
+# Listeners: 127.0.0.1:$PF_PORT      plain smtpd; {daemon_name} =
+#                                    $myhostname = pftest.localdomain
+#            127.0.0.1:$PF_SUB_PORT  smtpd -o syslog_name=.../submission
+#                                    -o milter_macro_daemon_name=ORIGINATING
+#                                    ({daemon_name} = ORIGINATING)
+#   Note: Postfix 3.7's default milter_connect_macros are
+#   "j {daemon_name} {daemon_addr} v _" ({daemon_port} is not sent).
+#
+# pf_send normalises the input file to CRLF (LF -> CRLF, CRLF kept, bare CR
+# untouched, a missing final line end is added), dot-stuffs it itself and
+# hands it to swaks with --no-data-fixup, so swaks does no token
+# replacement, header rewriting, From_ stripping or trailing-dot removal.
+#
+# Gotchas
+# * Must run as root (postfix start, setpriv).  The "postfix" user must be
+#   able to traverse WORKDIR and its parents (the master opens
+#   data/master.lock after dropping privileges): pf_init chmods WORKDIR
+#   0755 and adds o+x to parents that lack it (with a note on stderr).
+# * Postfix sleeps ~1.5 s in every process that reads a main.cf modified
+#   within the last second ("being edited" check): pf_init/pf_conf/
+#   pf_master_conf backdate main.cf/master.cf.  Edit them only through
+#   these functions (or backdate them yourself).
+# * Configuration changes need pf_reload (running smtpd processes keep the
+#   old settings).
+# * local_header_rewrite_clients is empty: Postfix neither adds missing
+#   Date:/Message-ID:/From: headers nor rewrites header addresses.
+# * Postfix's smtp client folds lines longer than smtp_line_length_limit
+#   (998) by inserting CRLF + SPACE.
 
 _PF_DAEMON_DIR=/usr/lib/postfix/sbin
 
 _pf_die() { echo "postfix.sh: $*" >&2; return 1; }
+
+# Postfix's config reader (dict_load_file) treats a main.cf modified within
+# the last second as "being edited" and sleeps/retries for ~1.5 s in every
+# process that reads it (postconf, postfix start, every new daemon).  Our
+# writes are complete, so backdate the files by a few seconds.
+_pf_backdate_conf() {
+    touch -d "@$(( $(date +%s) - 5 ))" "$PF_CONFDIR/main.cf" "$PF_CONFDIR/master.cf" 2>/dev/null
+    return 0
+}
 
 _pf_need_init() {
     [ -n "${PF_WORKDIR:-}" ] && [ -f "$PF_CONFDIR/main.cf" ] ||
@@ -114,6 +165,7 @@ _pf_load_ports() {
     while read -r var port; do
         [ -n "$var" ] && export "$var=$port"
     done <"$PF_WORKDIR/ports"
+    return 0
 }
 
 # port_answers PORT: true when an SMTP greeting (220) is read on PORT
@@ -261,11 +313,14 @@ _pf_start_sink() {
     local port=${1:-0} portfile="$PF_WORKDIR/run/sink.pid" i pid sport
     mkdir -p "$PF_SINKDIR" "$PF_WORKDIR/run/sinkproc"
     rm -f "$portfile"
-    perl "$PF_WORKDIR/sink.pl" "$PF_SINKDIR" "$PF_WORKDIR/run/sinkproc" \
-        "$portfile" "$port" </dev/null >>"$PF_WORKDIR/run/sink.log" 2>&1 &
+    : >"$PF_WORKDIR/run/sink.log"
+    # double fork: the sink must not be a child of the test shell (a bare
+    # `wait` in a test would block on it); no fd of the caller is kept open
+    ( perl "$PF_WORKDIR/sink.pl" "$PF_SINKDIR" "$PF_WORKDIR/run/sinkproc" \
+        "$portfile" "$port" </dev/null >>"$PF_WORKDIR/run/sink.log" 2>&1 & )
     for i in $(seq 1 100); do
         [ -s "$portfile" ] && break
-        kill -0 $! 2>/dev/null || break
+        grep -q 'cannot listen' "$PF_WORKDIR/run/sink.log" && break
         sleep 0.05
     done
     [ -s "$portfile" ] || { _pf_die "sink did not start: $(tail -n 3 "$PF_WORKDIR/run/sink.log")"; return 1; }
@@ -273,11 +328,16 @@ _pf_start_sink() {
     _pf_set_port PF_SINK_PORT "$sport"
 }
 
+# _pf_is_sink_pid PID: PID is a live sink process of this instance
+_pf_is_sink_pid() {
+    [ -n "$1" ] && [ "$(readlink "/proc/$1/cwd" 2>/dev/null)" = "$PF_WORKDIR/run/sinkproc" ]
+}
+
 _pf_sink_running() {
     local pid sport
     [ -s "$PF_WORKDIR/run/sink.pid" ] || return 1
     read -r pid sport <"$PF_WORKDIR/run/sink.pid"
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+    _pf_is_sink_pid "$pid"
 }
 
 _pf_write_master_cf() {
@@ -341,6 +401,11 @@ pf_init() {
     local wd=${1:?usage: pf_init WORKDIR}
     mkdir -p "$wd" || return 1
     wd=$(cd "$wd" && pwd -P) || return 1
+    if [ -f "$wd/pf.env" ] && [ -n "$(PF_WORKDIR=$wd PF_QUEUEDIR=$wd/queue pf_procs)" ]; then
+        _pf_die "an instance is still running in $wd (pf_stop it first)"
+        return 1
+    fi
+    unset "${!PF_PORT_@}"
     export PF_WORKDIR=$wd
     export PF_CONFDIR=$wd/etc
     export PF_QUEUEDIR=$wd/queue
@@ -366,8 +431,9 @@ pf_init() {
 
     _pf_write_sink_pl
     _pf_start_sink || return 1
-    _pf_set_port PF_PORT "$(_pf_free_port)" || return 1
-    _pf_set_port PF_SUB_PORT "$(_pf_free_port)" || return 1
+    local port
+    port=$(_pf_free_port) && _pf_set_port PF_PORT "$port" || return 1
+    port=$(_pf_free_port) && _pf_set_port PF_SUB_PORT "$port" || return 1
 
     cat >"$PF_CONFDIR/main.cf" <<EOF
 # generated by tests/lib/postfix.sh - private test instance
@@ -432,6 +498,7 @@ EOF
     declare -p PF_WORKDIR PF_CONFDIR PF_QUEUEDIR PF_DATADIR PF_SINKDIR \
         PF_LOGFILE PF_LAST_REPLY PF_LAST_TRANSCRIPT PF_SYSLOG_NAME \
         | sed 's/^declare -x /export /' >"$wd/pf.env"
+    _pf_backdate_conf
     # validate main.cf/master.cf (cheap).  `postfix -c $PF_CONFDIR check`
     # passes too but takes ~1-3 s (it scans the whole installation); the
     # queue directories are created by `postfix start` (post-install
@@ -446,24 +513,29 @@ EOF
 pf_use() {
     local wd=${1:?usage: pf_use WORKDIR}
     [ -f "$wd/pf.env" ] || { _pf_die "$wd: no instance"; return 1; }
+    unset "${!PF_PORT_@}"
     . "$wd/pf.env"
     _pf_load_ports
+    return 0
 }
 
 # pf_conf NAME=VALUE ...
 pf_conf() {
     _pf_need_init || return 1
     [ $# -gt 0 ] || return 0
-    postconf -c "$PF_CONFDIR" -e "$@"
+    postconf -c "$PF_CONFDIR" -e "$@" || return 1
+    _pf_backdate_conf
 }
 
 # pf_master_conf NAME [smtpd args ...]
 #   Add another smtpd listener on a fresh free port; the port is exported
-#   as PF_PORT_<NAME> (upper case, non-alnum -> _) and printed.  Default
-#   args: -o syslog_name=$PF_SYSLOG_NAME/NAME; extra args (e.g.
-#   -o milter_macro_daemon_name=ORIGINATING) are appended as they are.
+#   as PF_PORT_<NAME> (upper case, non-alnum -> _; also `pf_port NAME`).
+#   Always gets -o syslog_name=$PF_SYSLOG_NAME/NAME; further args are
+#   param=value pairs, each optionally preceded by -o, e.g.
+#     pf_master_conf inbound -o milter_macro_daemon_name=INBOUND
 #   "submission" always exists already ($PF_SUB_PORT).  Needs pf_reload (or
-#   pf_start) to take effect.
+#   pf_start) to take effect.  Call it directly, not in $(...), or the
+#   export is lost (pf_use / pf_send / pf_reload re-load it anyway).
 pf_master_conf() {
     _pf_need_init || return 1
     local name=${1:?usage: pf_master_conf NAME [smtpd args...]}; shift
@@ -479,7 +551,22 @@ pf_master_conf() {
             echo "  -o $a"
         done
     } >>"$PF_CONFDIR/master.cf"
-    echo "$port"
+    _pf_backdate_conf
+}
+
+# pf_port NAME: port of a listener added with pf_master_conf NAME
+# (also: pf_port smtp -> $PF_PORT, pf_port submission -> $PF_SUB_PORT,
+# pf_port sink -> $PF_SINK_PORT)
+pf_port() {
+    _pf_need_init || return 1
+    local var
+    case $1 in
+    smtp) var=PF_PORT ;;
+    submission) var=PF_SUB_PORT ;;
+    sink) var=PF_SINK_PORT ;;
+    *) var=PF_PORT_$(echo "$1" | tr 'a-z' 'A-Z' | tr -c 'A-Z0-9\n' '_') ;;
+    esac
+    awk -v v="$var" '$1 == v { print $2 }' "$PF_WORKDIR/ports"
 }
 
 # pf_procs: pids of this instance's Postfix daemons and sink processes
@@ -507,7 +594,7 @@ _pf_master_running() {
 pf_start() {
     _pf_need_init || return 1
     _pf_load_ports
-    local attempt out bad var i ok
+    local attempt out bad var port
     if _pf_master_running; then
         _pf_die "instance already running"
         return 1
@@ -519,7 +606,7 @@ pf_start() {
         fi
         # lost a race for a port?  pick a new one and retry
         bad=$( { echo "$out"; tail -n 20 "$PF_LOGFILE" 2>/dev/null; } |
-            sed -n 's/.*bind 127\.0\.0\.1 port \([0-9]*\): Address already in use.*/\1/p' | tail -n1)
+            sed -n 's/.*bind 127\.0\.0\.1 port \([0-9]*\): Address already in use.*/\1/p' | tail -n1) || true
         if [ -z "$bad" ] || [ "$attempt" = 5 ]; then
             echo "$out" >&2
             _pf_die "postfix start failed"
@@ -527,8 +614,10 @@ pf_start() {
         fi
         var=$(awk -v p="$bad" '$2 == p { print $1 }' "$PF_WORKDIR/ports")
         [ -n "$var" ] || { echo "$out" >&2; _pf_die "postfix start failed"; return 1; }
-        _pf_set_port "$var" "$(_pf_free_port)"
+        port=$(_pf_free_port) || return 1
+        _pf_set_port "$var" "$port"
         sed -i "s/^127\.0\.0\.1:$bad /127.0.0.1:${!var} /" "$PF_CONFDIR/master.cf"
+        _pf_backdate_conf
     done
     _pf_wait_listeners
 }
@@ -575,11 +664,11 @@ pf_stop() {
     [ -n "${PF_WORKDIR:-}" ] && [ -d "$PF_WORKDIR" ] || return 0
     local pids pid i sinkpid sport
     if [ -f "$PF_CONFDIR/main.cf" ]; then
-        postfix -c "$PF_CONFDIR" stop >/dev/null 2>&1
+        postfix -c "$PF_CONFDIR" stop >/dev/null 2>&1 || true
     fi
     if [ -s "$PF_WORKDIR/run/sink.pid" ]; then
         read -r sinkpid sport <"$PF_WORKDIR/run/sink.pid"
-        [ -n "$sinkpid" ] && kill -TERM "$sinkpid" 2>/dev/null
+        _pf_is_sink_pid "$sinkpid" && kill -TERM "$sinkpid" 2>/dev/null
     fi
     for i in $(seq 1 100); do
         pids=$(pf_procs)
@@ -599,10 +688,10 @@ pf_stop() {
 pf_reload() {
     _pf_need_init || return 1
     local before old pid i alive
-    before=$(grep -c '/master\[[0-9]*\]: reload' "$PF_LOGFILE" 2>/dev/null)
+    before=$(grep -c '/master\[[0-9]*\]: reload' "$PF_LOGFILE" 2>/dev/null) || true
     old=$(for pid in $(pf_procs); do
               [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = smtpd ] && echo "$pid"
-          done)
+          done; true)
     postfix -c "$PF_CONFDIR" reload >/dev/null 2>&1 || { _pf_die "postfix reload failed"; return 1; }
     # the master logs "reload -- version ..." once it has re-read the
     # configuration; old smtpd processes are then told to terminate
@@ -632,6 +721,8 @@ pf_send() {
     local from=$1 rcpts=$2 file=$3
     shift 3 || { _pf_die "usage: pf_send FROM RCPTS FILE [swaks args]"; return 3; }
     [ -r "$file" ] || { _pf_die "cannot read $file"; return 3; }
+    # swaks would prompt (and spin on EOF) for an empty --to
+    [ -n "${rcpts//[, ]/}" ] || { _pf_die "pf_send: no recipients"; return 3; }
     _pf_load_ports
     [ -n "$from" ] || from='<>'
     local data rc code
@@ -641,18 +732,19 @@ pf_send() {
     perl -e 'local $/; binmode STDIN; binmode STDOUT; my $d = <STDIN>; $d = "" unless defined $d;
              $d =~ s/\r?\n/\r\n/g; $d .= "\r\n" if length($d) && $d !~ /\r\n\z/;
              $d =~ s/^\./../mg; print $d, ".";' <"$file" >"$data" || return 3
-    swaks --server 127.0.0.1 --port "$PF_PORT" --helo client.pftest.invalid \
+    rc=0
+    timeout 600 swaks --server 127.0.0.1 --port "$PF_PORT" --helo client.pftest.invalid \
         --from "$from" --to "$rcpts" --data "@$data" --no-data-fixup \
-        --suppress-data --timeout 120 "$@" >"$PF_LAST_TRANSCRIPT" 2>&1 </dev/null
-    rc=$?
+        --suppress-data --timeout 120 "$@" >"$PF_LAST_TRANSCRIPT" 2>&1 </dev/null || rc=$?
     rm -f "$data"
     # last complete server reply before swaks's QUIT (or the very last one)
     perl -ne '
-        if (/^ -> QUIT\r?$/) { $final = $last; $done = 1; next }
+        s/\r?\n\z//;
+        if (/^ [-~]> QUIT$/) { $final = $last; $done = 1; next }
         next if $done;
-        if (/^<(?:-|\*\*) ( ?)(\d{3})([- ])(.*)$/) {
-            $cur .= "$2$3$4\n";
-            if ($3 eq " ") { $last = $cur; $cur = "" }
+        if (/^<(?:- |~ |\*\*|~\*) ?(\d{3})([- ]|$)(.*)$/) {
+            $cur .= "$1$2$3\n";
+            if ($2 ne "-") { $last = $cur; $cur = "" }
         }
         END { $final = $last unless defined $final; print $final if defined $final }
     ' "$PF_LAST_TRANSCRIPT" >"$PF_LAST_REPLY"
@@ -675,6 +767,7 @@ pf_sink_files() {
     for f in "$PF_SINKDIR"/[0-9]*.eml; do
         [ -e "$f" ] && echo "$f"
     done
+    return 0
 }
 
 # pf_sink_count: number of messages in the sink
@@ -712,7 +805,7 @@ pf_queue_count() {
         maildrop|incoming|active|deferred|hold) ;;
         *) _pf_die "unknown queue $q"; return 1 ;;
         esac
-        [ -d "$PF_QUEUEDIR/$q" ] && find "$PF_QUEUEDIR/$q" -type f
+        if [ -d "$PF_QUEUEDIR/$q" ]; then find "$PF_QUEUEDIR/$q" -type f; fi
     done | wc -l
 }
 
@@ -725,7 +818,7 @@ pf_flush() {
 # pf_log: path of the Postfix log file (made readable)
 pf_log() {
     _pf_need_init || return 1
-    [ -f "$PF_LOGFILE" ] && chmod 644 "$PF_LOGFILE" 2>/dev/null
+    if [ -f "$PF_LOGFILE" ]; then chmod 644 "$PF_LOGFILE" 2>/dev/null || true; fi
     echo "$PF_LOGFILE"
 }
 
@@ -748,7 +841,7 @@ pf_sink_stop() {
     local pid sport i
     [ -s "$PF_WORKDIR/run/sink.pid" ] || return 0
     read -r pid sport <"$PF_WORKDIR/run/sink.pid"
-    [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null
+    _pf_is_sink_pid "$pid" && kill -TERM "$pid" 2>/dev/null
     for i in $(seq 1 100); do
         [ -z "$(pf_procs_sink)" ] && return 0
         sleep 0.1

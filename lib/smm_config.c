@@ -21,6 +21,7 @@ enum ktype {
     K_PATH,
     K_BOOL,
     K_SIZE,
+    K_INT,
     K_CIDRS,
     K_WORDS,
     K_LOGLEVEL,
@@ -54,6 +55,27 @@ static const struct keydef keys[] = {
     {"MaxMemoryBody", K_SIZE, OFF(max_memory_body), "1M"},
     {"TempDirectory", K_PATH, OFF(temp_dir), "/tmp"},
     {"MaxMessageSize", K_SIZE, OFF(max_message_size), "64M"},
+    {"CertificateStore", K_PATH, OFF(cert_store), ""},
+    {"HarvestStore", K_PATH, OFF(harvest_store), ""},
+    {"MinKeyBits", K_INT, OFF(min_key_bits), "2048"},
+    {"RequireTrustedRecipientCerts", K_BOOL, OFF(require_trusted_rcpt), "yes"},
+    {"CRLs", K_PATH, OFF(crls), ""},
+    {"CacheTTL", K_INT, OFF(cache_ttl), "3600"},
+    {"NegativeCacheTTL", K_INT, OFF(negative_cache_ttl), "300"},
+    {"CacheSize", K_INT, OFF(cache_size), "10000"},
+    {"LDAPURI", K_WORDS, OFF(ldap_uri), ""},
+    {"LDAPStartTLS", K_BOOL, OFF(ldap_starttls), "no"},
+    {"LDAPCACertFile", K_PATH, OFF(ldap_cacert), ""},
+    {"LDAPBindDN", K_STR, OFF(ldap_bind_dn), ""},
+    {"LDAPBindPasswordFile", K_PATH, OFF(ldap_bind_passfile), ""},
+    {"LDAPSASLMech", K_STR, OFF(ldap_sasl_mech), ""},
+    {"LDAPBase", K_STR, OFF(ldap_base), ""},
+    {"LDAPFilter", K_STR, OFF(ldap_filter), "(mail=%s)"},
+    {"LDAPAttributes", K_WORDS, OFF(ldap_attrs),
+     "userSMIMECertificate userCertificate;binary"},
+    {"LDAPTimeout", K_INT, OFF(ldap_timeout), "5"},
+    {"LDAPSizeLimit", K_INT, OFF(ldap_size_limit), "10"},
+    {"LDAPPoolSize", K_INT, OFF(ldap_pool_size), "4"},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -177,6 +199,22 @@ parse_size(const char *v, size_t *out)
     return 0;
 }
 
+static int
+parse_int(const char *v, int *out)
+{
+    char *end;
+    long n;
+
+    if (!isdigit((unsigned char)*v))
+        return -1;
+    errno = 0;
+    n = strtol(v, &end, 10);
+    if (errno != 0 || *end != '\0' || n > INT_MAX)
+        return -1;
+    *out = (int)n;
+    return 0;
+}
+
 /* Make a relative path relative to the config file's directory. */
 static char *
 resolve_path(const char *cfpath, const char *v)
@@ -231,6 +269,12 @@ set_key(struct smm_config *c, const struct keydef *k, const char *v,
     case K_SIZE:
         if (parse_size(v, zp) != 0) {
             *why = "expected a size in bytes, optionally with k, M or G";
+            return SMM_EINVAL;
+        }
+        return SMM_OK;
+    case K_INT:
+        if (parse_int(v, ip) != 0) {
+            *why = "expected a whole number from 0 to 2147483647";
             return SMM_EINVAL;
         }
         return SMM_OK;
@@ -410,6 +454,27 @@ smm_config_load(const char *path, struct smm_config **out, struct smm_err *err)
     if (ferror(fp)) {
         st = smm_err_set(err, SMM_EIO, "%s: read error: %s", path,
                          strerror(errno));
+        goto out;
+    }
+    if (c->ldap_uri.n > 0 && c->ldap_base[0] == '\0') {
+        st = smm_err_set(err, SMM_EINVAL, "%s: LDAPURI needs LDAPBase", path);
+        goto out;
+    }
+    if (c->ldap_filter[0] != '\0' && strstr(c->ldap_filter, "%s") == NULL) {
+        st = smm_err_set(err, SMM_EINVAL,
+                         "%s: LDAPFilter must contain %%s (the address)", path);
+        goto out;
+    }
+    if (c->ldap_sasl_mech[0] != '\0' &&
+        strcasecmp(c->ldap_sasl_mech, "EXTERNAL") != 0) {
+        st = smm_err_set(err, SMM_EINVAL,
+                         "%s: LDAPSASLMech: only EXTERNAL is supported", path);
+        goto out;
+    }
+    if (c->ldap_pool_size < 1 || c->cache_size < 1) {
+        st = smm_err_set(err, SMM_EINVAL,
+                         "%s: LDAPPoolSize and CacheSize must be at least 1",
+                         path);
         goto out;
     }
     if (c->socket[0] == '\0') {

@@ -50,6 +50,27 @@ struct smm_config {
     size_t max_message_size; /* MaxMessageSize (0 = no limit) */
     int log_level;           /* LogLevel (syslog numbers) */
     char *syslog_facility;   /* SyslogFacility */
+    /* recipient certificates */
+    char *cert_store;              /* CertificateStore ("" = none) */
+    char *harvest_store;           /* HarvestStore ("" = none) */
+    int min_key_bits;              /* MinKeyBits */
+    int require_trusted_rcpt;      /* RequireTrustedRecipientCerts */
+    char *crls;                    /* CRLs ("" = none) */
+    int cache_ttl;                 /* CacheTTL (seconds) */
+    int negative_cache_ttl;        /* NegativeCacheTTL (seconds) */
+    int cache_size;                /* CacheSize (entries) */
+    struct smm_strlist ldap_uri;   /* LDAPURI */
+    int ldap_starttls;             /* LDAPStartTLS */
+    char *ldap_cacert;             /* LDAPCACertFile */
+    char *ldap_bind_dn;            /* LDAPBindDN */
+    char *ldap_bind_passfile;      /* LDAPBindPasswordFile */
+    char *ldap_sasl_mech;          /* LDAPSASLMech ("" or EXTERNAL) */
+    char *ldap_base;               /* LDAPBase */
+    char *ldap_filter;             /* LDAPFilter */
+    struct smm_strlist ldap_attrs; /* LDAPAttributes */
+    int ldap_timeout;              /* LDAPTimeout (seconds) */
+    int ldap_size_limit;           /* LDAPSizeLimit */
+    int ldap_pool_size;            /* LDAPPoolSize */
 };
 
 smm_status smm_config_load(const char *, struct smm_config **,

@@ -5,7 +5,9 @@
 # man pages render without warnings.
 . "$(dirname "$0")/lib/common.sh"
 
-keys_code=$(sed -n 's/^ *{"\([A-Za-z]*\)", K_[A-Z]*, OFF(.*/\1/p' "$SRCDIR/lib/smm_config.c")
+# the key table: {"Name", K_TYPE, OFF(field), "default"}, possibly wrapped
+table=$(perl -0777 -ne 'while (/\{"(\w+)",\s*K_\w+,\s*OFF\(\w+\),\s*"([^"]*)"\s*\}/g) { print "$1=$2\n" }' "$SRCDIR/lib/smm_config.c")
+keys_code=$(echo "$table" | cut -d= -f1)
 keys_man=$(awk 'prev == ".TP" && /^\.B [A-Z][A-Za-z]* / {print $2} {prev = $0}' "$SRCDIR/docs/smime-milter.conf.5")
 keys_sample=$(sed -n 's/^#\([A-Z][A-Za-z]*\)\( .*\)\{0,1\}$/\1/p' "$SRCDIR/contrib/smime-milter.conf.sample")
 tap_ok "$([ "$(echo "$keys_code" | wc -l)" -ge 15 ]; echo $?)" "found the key table in the code ($(echo "$keys_code" | wc -l) keys)"
@@ -19,7 +21,7 @@ sed -e 's/^#\([A-Z][A-Za-z]*\)/\1/' -e "s|^KeyStore .*|KeyStore $T/keys|" \
 tap_check "smime-milter -n accepts the sample with every default uncommented" -- \
     "$MILTER" -n -c "$T/sample.conf"
 for k in $keys_code; do
-    code_def=$(sed -n "s/^ *{\"$k\", K_[A-Z]*, OFF([a-z_]*), \"\(.*\)\"},.*/\1/p" "$SRCDIR/lib/smm_config.c")
+    code_def=$(echo "$table" | sed -n "s/^$k=//p")
     sample_def=$(sed -n "s/^#$k\( \+\(.*\)\)\{0,1\}$/\2/p" "$SRCDIR/contrib/smime-milter.conf.sample")
     tap_is "$sample_def" "$code_def" "sample default for $k"
 done

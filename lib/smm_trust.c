@@ -110,13 +110,73 @@ out:
     return st;
 }
 
+/* Load every CRL (PEM or DER) in a file or a directory into t->crls. */
+static smm_status
+load_crls(struct smm_trust *t, const char *path, struct smm_diag *diag,
+          struct smm_err *err)
+{
+    struct stat sb;
+    DIR *d = NULL;
+    struct dirent *de;
+    char fp[4096];
+    BIO *b;
+    X509_CRL *crl;
+    int n;
+
+    if (stat(path, &sb) != 0)
+        return smm_err_set(err, SMM_EINVAL, "CRLs %s: %s", path,
+                           strerror(errno));
+    if (S_ISDIR(sb.st_mode) && (d = opendir(path)) == NULL)
+        return smm_err_set(err, SMM_EINVAL, "CRLs %s: %s", path,
+                           strerror(errno));
+    for (;;) {
+        if (d != NULL) {
+            if ((de = readdir(d)) == NULL)
+                break;
+            if (de->d_name[0] == '.')
+                continue;
+            if (snprintf(fp, sizeof(fp), "%s/%s", path, de->d_name) >=
+                (int)sizeof(fp))
+                continue;
+        } else {
+            snprintf(fp, sizeof(fp), "%s", path);
+        }
+        n = 0;
+        if ((b = BIO_new_file(fp, "rb")) != NULL) {
+            while ((crl = PEM_read_bio_X509_CRL(b, NULL, NULL, NULL)) != NULL) {
+                if (!sk_X509_CRL_push(t->crls, crl))
+                    X509_CRL_free(crl);
+                n++;
+            }
+            if (n == 0) {
+                (void)BIO_reset(b);
+                if ((crl = d2i_X509_CRL_bio(b, NULL)) != NULL) {
+                    if (!sk_X509_CRL_push(t->crls, crl))
+                        X509_CRL_free(crl);
+                    n++;
+                }
+            }
+            BIO_free(b);
+        }
+        ERR_clear_error();
+        if (n == 0)
+            smm_diag_add(diag, SMM_LOG_WARNING, "CRLs: %s: no CRL found", fp);
+        if (d == NULL)
+            break;
+    }
+    if (d != NULL)
+        closedir(d);
+    return SMM_OK;
+}
+
 /*
- * Load TrustAnchors (path may be "" for none).  A missing path is an
- * error; unreadable files inside a directory are reported in diag.
+ * Load TrustAnchors (path may be "" for none) and CRLs (crlpath, "" for
+ * none).  A missing path is an error; unreadable files inside a directory
+ * are reported in diag.
  */
 smm_status
-smm_trust_load(const char *path, struct smm_trust **out, struct smm_diag *diag,
-               struct smm_err *err)
+smm_trust_load(const char *path, const char *crlpath, struct smm_trust **out,
+               struct smm_diag *diag, struct smm_err *err)
 {
     struct smm_trust *t;
     struct stat sb;
@@ -126,7 +186,8 @@ smm_trust_load(const char *path, struct smm_trust **out, struct smm_diag *diag,
     *out = NULL;
     if ((t = calloc(1, sizeof(*t))) == NULL ||
         (t->store = X509_STORE_new()) == NULL ||
-        (t->certs = sk_X509_new_null()) == NULL) {
+        (t->certs = sk_X509_new_null()) == NULL ||
+        (t->crls = sk_X509_CRL_new_null()) == NULL) {
         smm_trust_free(t);
         return smm_err_set(err, SMM_ENOMEM, "out of memory");
     }
@@ -154,6 +215,8 @@ smm_trust_load(const char *path, struct smm_trust **out, struct smm_diag *diag,
             smm_diag_add(diag, SMM_LOG_WARNING,
                          "TrustAnchors %s: no certificates", path);
     }
+    if (crlpath != NULL && *crlpath != '\0')
+        st = load_crls(t, crlpath, diag, err);
 out:
     if (st != SMM_OK) {
         smm_trust_free(t);
@@ -234,5 +297,6 @@ smm_trust_free(struct smm_trust *t)
         return;
     X509_STORE_free(t->store);
     sk_X509_pop_free(t->certs, X509_free);
+    sk_X509_CRL_pop_free(t->crls, X509_CRL_free);
     free(t);
 }

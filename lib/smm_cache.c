@@ -1,0 +1,242 @@
+/*
+ * smm_cache -- LRU cache of lookups; see smm_cache.h.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "smm_cache.h"
+
+struct centry {
+    char *key;
+    STACK_OF(X509) * certs; /* empty = negative */
+    time_t expires;
+    struct centry *hnext;       /* hash chain */
+    struct centry *prev, *next; /* LRU list, most recent first */
+};
+
+struct smm_cache {
+    pthread_mutex_t lock;
+    struct centry **buckets;
+    size_t nbuckets;
+    size_t n, max;
+    struct centry *head, *tail;
+    struct smm_cache_stats st;
+};
+
+static uint64_t
+hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+
+    for (; *s != '\0'; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+/* Key: the address with its domain lower-cased. */
+static char *
+make_key(const char *addr)
+{
+    char *k = strdup(addr), *at;
+
+    if (k == NULL)
+        return NULL;
+    at = strrchr(k, '@');
+    for (at = at != NULL ? at : k; *at != '\0'; at++)
+        *at = (char)tolower((unsigned char)*at);
+    return k;
+}
+
+struct smm_cache *
+smm_cache_new(size_t max)
+{
+    struct smm_cache *c;
+
+    if ((c = calloc(1, sizeof(*c))) == NULL)
+        return NULL;
+    c->max = max > 0 ? max : 1;
+    c->nbuckets = 64;
+    while (c->nbuckets < c->max && c->nbuckets < (1U << 24))
+        c->nbuckets *= 2;
+    if ((c->buckets = calloc(c->nbuckets, sizeof(*c->buckets))) == NULL) {
+        free(c);
+        return NULL;
+    }
+    pthread_mutex_init(&c->lock, NULL);
+    return c;
+}
+
+static void
+lru_unlink(struct smm_cache *c, struct centry *e)
+{
+    if (e->prev != NULL)
+        e->prev->next = e->next;
+    else
+        c->head = e->next;
+    if (e->next != NULL)
+        e->next->prev = e->prev;
+    else
+        c->tail = e->prev;
+    e->prev = e->next = NULL;
+}
+
+static void
+lru_push_front(struct smm_cache *c, struct centry *e)
+{
+    e->next = c->head;
+    e->prev = NULL;
+    if (c->head != NULL)
+        c->head->prev = e;
+    c->head = e;
+    if (c->tail == NULL)
+        c->tail = e;
+}
+
+static struct centry **
+find_slot(struct smm_cache *c, const char *key)
+{
+    struct centry **pp = &c->buckets[hash(key) & (c->nbuckets - 1)];
+
+    while (*pp != NULL && strcmp((*pp)->key, key) != 0)
+        pp = &(*pp)->hnext;
+    return pp;
+}
+
+static void
+entry_free(struct centry *e)
+{
+    sk_X509_pop_free(e->certs, X509_free);
+    free(e->key);
+    free(e);
+}
+
+static void
+remove_entry(struct smm_cache *c, struct centry **slot)
+{
+    struct centry *e = *slot;
+
+    *slot = e->hnext;
+    lru_unlink(c, e);
+    entry_free(e);
+    c->n--;
+}
+
+static STACK_OF(X509) * copy_certs(STACK_OF(X509) * in)
+{
+    STACK_OF(X509) *out = sk_X509_new_null();
+    int i;
+
+    for (i = 0; out != NULL && in != NULL && i < sk_X509_num(in); i++) {
+        X509 *x = sk_X509_value(in, i);
+        if (!X509_up_ref(x))
+            continue;
+        if (!sk_X509_push(out, x))
+            X509_free(x);
+    }
+    return out;
+}
+
+/*
+ * 1: positive hit, *certs gets new references (caller frees the stack
+ * with sk_X509_pop_free); -1: negative hit; 0: miss or expired.
+ */
+int
+smm_cache_get(struct smm_cache *c, const char *addr, time_t now,
+              STACK_OF(X509) * *certs)
+{
+    char *key = make_key(addr);
+    struct centry **slot, *e;
+    int rc = 0;
+
+    *certs = NULL;
+    if (key == NULL)
+        return 0;
+    pthread_mutex_lock(&c->lock);
+    slot = find_slot(c, key);
+    if ((e = *slot) != NULL && e->expires <= now) {
+        remove_entry(c, slot);
+        e = NULL;
+    }
+    if (e == NULL) {
+        c->st.misses++;
+    } else {
+        lru_unlink(c, e);
+        lru_push_front(c, e);
+        if (sk_X509_num(e->certs) > 0) {
+            c->st.hits++;
+            *certs = copy_certs(e->certs);
+            rc = 1;
+        } else {
+            c->st.negative_hits++;
+            rc = -1;
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    free(key);
+    return rc;
+}
+
+/* Remember certs (NULL or empty = "none") for addr until expires. */
+void
+smm_cache_put(struct smm_cache *c, const char *addr, STACK_OF(X509) * certs,
+              time_t expires)
+{
+    char *key = make_key(addr);
+    struct centry **slot, *e;
+    STACK_OF(X509) *copy = copy_certs(certs);
+
+    if (key == NULL || copy == NULL || (e = calloc(1, sizeof(*e))) == NULL) {
+        free(key);
+        sk_X509_pop_free(copy, X509_free);
+        return;
+    }
+    e->key = key;
+    e->certs = copy;
+    e->expires = expires;
+    pthread_mutex_lock(&c->lock);
+    slot = find_slot(c, key);
+    if (*slot != NULL)
+        remove_entry(c, slot); /* *slot is now the rest of the chain */
+    e->hnext = *slot;
+    *slot = e;
+    lru_push_front(c, e);
+    c->n++;
+    while (c->n > c->max && c->tail != NULL) {
+        struct centry *old = c->tail;
+        remove_entry(c, find_slot(c, old->key));
+        c->st.evictions++;
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+void
+smm_cache_stats(struct smm_cache *c, struct smm_cache_stats *out)
+{
+    pthread_mutex_lock(&c->lock);
+    *out = c->st;
+    out->entries = c->n;
+    pthread_mutex_unlock(&c->lock);
+}
+
+void
+smm_cache_free(struct smm_cache *c)
+{
+    struct centry *e, *next;
+
+    if (c == NULL)
+        return;
+    for (e = c->head; e != NULL; e = next) {
+        next = e->next;
+        entry_free(e);
+    }
+    free(c->buckets);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}

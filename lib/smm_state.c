@@ -5,6 +5,9 @@
 
 #include <stdlib.h>
 
+#include "smm_cache.h"
+#include "smm_certstore.h"
+#include "smm_ldap.h"
 #include "smm_state.h"
 
 smm_status
@@ -19,12 +22,22 @@ smm_state_load(const char *conffile, struct smm_state **out,
         return smm_err_set(err, SMM_ENOMEM, "out of memory");
     s->refs = 1;
     if ((st = smm_config_load(conffile, &s->cfg, err)) != SMM_OK ||
-        (st = smm_trust_load(s->cfg->trust_anchors, &s->trust, diag, err)) !=
-            SMM_OK ||
+        (st = smm_trust_load(s->cfg->trust_anchors, s->cfg->crls, &s->trust,
+                             diag, err)) != SMM_OK ||
         (st = smm_keystore_load(s->cfg, s->trust, &s->ks, diag, err)) !=
-            SMM_OK) {
+            SMM_OK ||
+        (st = smm_certstore_load(s->cfg->cert_store, "CertificateStore", 1,
+                                 &s->certstore, diag, err)) != SMM_OK ||
+        (st = smm_certstore_load(s->cfg->harvest_store, "HarvestStore", 0,
+                                 &s->harvest, diag, err)) != SMM_OK ||
+        (s->cfg->ldap_uri.n > 0 &&
+         (st = smm_ldap_new(s->cfg, &s->ldap, err)) != SMM_OK)) {
         smm_state_unref(s);
         return st;
+    }
+    if ((s->cache = smm_cache_new((size_t)s->cfg->cache_size)) == NULL) {
+        smm_state_unref(s);
+        return smm_err_set(err, SMM_ENOMEM, "out of memory");
     }
     *out = s;
     return SMM_OK;
@@ -43,6 +56,10 @@ smm_state_unref(struct smm_state *s)
 {
     if (s == NULL || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) > 0)
         return;
+    smm_cache_free(s->cache);
+    smm_ldap_free(s->ldap);
+    smm_certstore_free(s->harvest);
+    smm_certstore_free(s->certstore);
     smm_keystore_free(s->ks);
     smm_trust_free(s->trust);
     smm_config_free(s->cfg);

@@ -7,7 +7,9 @@
  * certificate) are collected in diag.  Snapshots are reference-counted:
  * every message holds a reference from its first callback to its end, so
  * a reload (which swaps in a new snapshot) never mixes old and new state
- * within one message.  ref/unref are thread-safe (atomic).
+ * within one message.  Everything is read-only but the certificate cache
+ * and the LDAP connection pool, which lock internally; a reload starts
+ * with an empty cache.  ref/unref are thread-safe (atomic).
  */
 #ifndef SMM_STATE_H
 #define SMM_STATE_H
@@ -18,11 +20,19 @@
 #include "smm_keystore.h"
 #include "smm_trust.h"
 
+struct smm_cache;
+struct smm_certstore;
+struct smm_ldap;
+
 struct smm_state {
     int refs;
     struct smm_config *cfg;
     struct smm_trust *trust;
     struct smm_keystore *ks;
+    struct smm_certstore *certstore; /* CertificateStore */
+    struct smm_certstore *harvest;   /* HarvestStore */
+    struct smm_ldap *ldap;           /* NULL without LDAPURI */
+    struct smm_cache *cache;         /* mutable, thread-safe */
 };
 
 smm_status smm_state_load(const char *, struct smm_state **, struct smm_diag *,

@@ -10,6 +10,7 @@
 #include "config.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 #include "smm_log.h"
 #include "smm_message.h"
 #include "smm_pipeline.h"
+#include "smm_resolver.h"
 #include "smm_state.h"
 #include "smm_x509.h"
 
@@ -47,6 +49,7 @@ usage(void)
             "          [--signing-time EPOCH] [--now EPOCH] < message > "
             "result\n"
             "  keys [--now EPOCH]\n"
+            "  lookup [--now EPOCH] ADDRESS [ADDRESS ...]\n"
             "every command accepts -c conffile (default %s)\n",
             progname, SMM_DEFAULT_CONFIG);
     exit(2);
@@ -286,6 +289,84 @@ cmd_keys(const char *conffile, int argc, char **argv)
     return warn ? 1 : 0;
 }
 
+static void
+print_candidate(const char *addr, const struct smm_candidate *c)
+{
+    char *subj = smm_x509_name_oneline(X509_get_subject_name(c->cert));
+    char *iss = smm_x509_name_oneline(X509_get_issuer_name(c->cert));
+    char *serial = smm_x509_serial_hex(c->cert);
+    char *fp = smm_x509_fingerprint(c->cert);
+    char na[16];
+
+    fmt_time(smm_x509_not_after(c->cert), na, sizeof(na));
+    printf("%s %s %s%s\n    subject=\"%s\" serial=%s issuer=\"%s\" "
+           "notAfter=%s\n    sha256=%s\n    from %s\n",
+           addr, c->source,
+           c->refused != NULL ? "refused: "
+           : c->used          ? "taken"
+                              : "usable, not used (an earlier source answered)",
+           c->refused != NULL ? c->refused : "", subj != NULL ? subj : "?",
+           serial != NULL ? serial : "?", iss != NULL ? iss : "?", na,
+           fp != NULL ? fp : "?", c->origin != NULL ? c->origin : "-");
+    free(subj);
+    free(iss);
+    free(serial);
+    free(fp);
+}
+
+static int
+cmd_lookup(const char *conffile, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"now", required_argument, NULL, 'n'},
+        {"config", required_argument, NULL, 'c'},
+        {NULL, 0, NULL, 0},
+    };
+    struct smm_state *s;
+    struct smm_lookup l;
+    struct smm_err err;
+    time_t now = time(NULL);
+    int c, i, rc = 0;
+    size_t j;
+
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
+        if (c == 'n')
+            now = parse_epoch(optarg);
+        else if (c == 'c')
+            conffile = optarg;
+        else
+            usage();
+    }
+    if (optind >= argc)
+        usage();
+    if ((s = load_state(conffile, 1)) == NULL)
+        return 2;
+    for (i = optind; i < argc; i++) {
+        smm_status st = smm_resolve(s, argv[i], now, SMM_RESOLVE_ALL, &l, &err);
+        for (j = 0; j < l.n; j++)
+            print_candidate(argv[i], &l.c[j]);
+        if (l.dir_error != NULL)
+            printf("%s directory error: %s\n", argv[i], l.dir_error);
+        if (st != SMM_OK) {
+            printf("%s: temporary failure: %s\n", argv[i], err.msg);
+            rc = 2;
+        } else if (sk_X509_num(l.usable) == 0) {
+            printf("%s: no usable certificate (%zu candidates refused)\n",
+                   argv[i], l.n);
+            if (rc == 0)
+                rc = 1;
+        } else {
+            printf("%s: %d usable certificate%s (source: %s)\n", argv[i],
+                   sk_X509_num(l.usable), sk_X509_num(l.usable) > 1 ? "s" : "",
+                   l.source);
+        }
+        smm_lookup_free(&l);
+    }
+    smm_state_unref(s);
+    return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -304,6 +385,7 @@ main(int argc, char **argv)
     if (i >= argc)
         usage();
     g_mime_init();
+    (void)signal(SIGPIPE, SIG_IGN); /* libldap may write to a closed socket */
     smm_log_set(log_stderr, NULL, SMM_LOG_WARNING);
     if (smm_crypto_init(&err) != SMM_OK) {
         fprintf(stderr, "%s: %s\n", progname, err.msg);
@@ -311,6 +393,11 @@ main(int argc, char **argv)
     }
     if (strcmp(argv[i], "process") == 0) {
         int rc = cmd_process(conffile, argc - i, argv + i);
+        smm_crypto_done();
+        return rc;
+    }
+    if (strcmp(argv[i], "lookup") == 0) {
+        int rc = cmd_lookup(conffile, argc - i, argv + i);
         smm_crypto_done();
         return rc;
     }

@@ -8,6 +8,7 @@
  *   mf_state.c      the current state snapshot, reload on SIGUSR1
  *   mf_callbacks.c  libmilter callbacks: collect, hand off, apply
  *   mf_apply.c      turn a struct smm_result into smfi_* calls
+ *   mf_prefetch.c   recipient lookups started at RCPT time
  */
 #ifndef MF_H
 #define MF_H
@@ -31,6 +32,10 @@ int mf_msg_enter(void);
 void mf_msg_leave(void);
 int mf_draining(void);
 int mf_drain(int);
+
+/* mf_prefetch.c */
+int mf_prefetch_init(void);
+void mf_prefetch(struct smm_state *, const char *);
 
 /* mf_apply.c */
 sfsistat mf_apply(SMFICTX *, const struct smm_result *);

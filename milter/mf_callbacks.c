@@ -175,6 +175,10 @@ cb_envrcpt(SMFICTX *ctx, char **argv)
         return SMFIS_TEMPFAIL;
     if (smm_message_add_rcpt(c->msg->m, argv[0]) != SMM_OK)
         return SMFIS_TEMPFAIL;
+    /* outbound mail will want the recipient's certificate: start looking
+     * now, while the message is still on its way */
+    if (c->msg->dir == SMM_DIR_OUTBOUND)
+        mf_prefetch(c->msg->state, c->msg->m->rcpts[c->msg->m->nrcpts - 1]);
     return SMFIS_CONTINUE;
 }
 

@@ -39,6 +39,7 @@
 
 #include "mf.h"
 #include "smm_cms.h"
+#include "smm_ldap.h"
 #include "smm_log.h"
 
 #define MF_DRAIN_SECONDS 60
@@ -122,6 +123,12 @@ check_config(const char *conffile)
         fprintf(stderr, "%s: error: %s\n", progname, err.msg);
         smm_diag_free(&diag);
         return 1;
+    }
+    if (s->ldap != NULL) {
+        if (smm_ldap_check(s->ldap, &err) != SMM_OK)
+            smm_diag_add(&diag, SMM_LOG_ERR, "LDAP: %s", err.msg);
+        else
+            printf("%s: LDAP: connected and bound\n", progname);
     }
     for (i = 0; i < diag.n; i++)
         fprintf(stderr, "%s: %s: %s\n", progname,
@@ -279,7 +286,8 @@ worker(const char *conffile, const char *sockopt, const char *useropt)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
-    if (pthread_create(&tid, NULL, control_thread, NULL) != 0) {
+    if (mf_prefetch_init() != 0 ||
+        pthread_create(&tid, NULL, control_thread, NULL) != 0) {
         smm_log(SMM_LOG_ERR, "cannot start the control thread");
         return 71;
     }

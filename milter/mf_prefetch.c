@@ -1,0 +1,105 @@
+/*
+ * mf_prefetch -- look recipients up while the message is still arriving.
+ *
+ * At RCPT TO of an outbound message the callback queues the address; a
+ * few worker threads resolve it (smm_resolve), which leaves the answer in
+ * the snapshot's certificate cache, so that the end-of-message pipeline
+ * finds it there and directory latency overlaps with the DATA phase.
+ * Each job holds a reference to the snapshot it was queued with, so a
+ * reload never mixes states.  The queue is bounded: when it is full the
+ * address is simply not prefetched (the pipeline looks it up itself).
+ */
+#include "config.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mf.h"
+#include "smm_log.h"
+#include "smm_resolver.h"
+
+#define PF_QUEUE 1024
+#define PF_THREADS 4
+
+struct job {
+    struct smm_state *state;
+    char *addr;
+};
+
+static pthread_mutex_t pf_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pf_cond = PTHREAD_COND_INITIALIZER;
+static struct job pf_q[PF_QUEUE];
+static size_t pf_head, pf_len;
+static unsigned long pf_done, pf_dropped;
+
+static void *
+worker(void *arg)
+{
+    struct job j;
+    struct smm_lookup l;
+    struct smm_err err;
+
+    (void)arg;
+    for (;;) {
+        pthread_mutex_lock(&pf_lock);
+        while (pf_len == 0)
+            pthread_cond_wait(&pf_cond, &pf_lock);
+        j = pf_q[pf_head];
+        pf_head = (pf_head + 1) % PF_QUEUE;
+        pf_len--;
+        pthread_mutex_unlock(&pf_lock);
+        if (smm_resolve(j.state, j.addr, time(NULL), 0, &l, &err) != SMM_OK)
+            smm_log(SMM_LOG_DEBUG, "prefetch %s: %s", j.addr, err.msg);
+        else
+            smm_log(SMM_LOG_DEBUG, "prefetch %s: %d usable (%s)", j.addr,
+                    sk_X509_num(l.usable),
+                    l.source != NULL ? l.source : "none");
+        smm_lookup_free(&l);
+        smm_state_unref(j.state);
+        free(j.addr);
+        pthread_mutex_lock(&pf_lock);
+        pf_done++;
+        pthread_mutex_unlock(&pf_lock);
+    }
+    return NULL;
+}
+
+/* Start the workers (in the worker process, before smfi_main). */
+int
+mf_prefetch_init(void)
+{
+    pthread_t tid;
+    int i;
+
+    for (i = 0; i < PF_THREADS; i++) {
+        if (pthread_create(&tid, NULL, worker, NULL) != 0)
+            return -1;
+        pthread_detach(tid);
+    }
+    return 0;
+}
+
+/* Queue addr for a lookup with state s (a new reference is taken). */
+void
+mf_prefetch(struct smm_state *s, const char *addr)
+{
+    char *a;
+
+    if (s == NULL || addr == NULL || *addr == '\0' ||
+        (a = strdup(addr)) == NULL)
+        return;
+    pthread_mutex_lock(&pf_lock);
+    if (pf_len == PF_QUEUE) {
+        pf_dropped++;
+        pthread_mutex_unlock(&pf_lock);
+        free(a);
+        return;
+    }
+    pf_q[(pf_head + pf_len) % PF_QUEUE].state = smm_state_ref(s);
+    pf_q[(pf_head + pf_len) % PF_QUEUE].addr = a;
+    pf_len++;
+    pthread_cond_signal(&pf_cond);
+    pthread_mutex_unlock(&pf_lock);
+}

@@ -2,7 +2,8 @@
 # quickstart.sh -- install the dependencies, build smime-milter, and show it
 # working: a demo PKI, the milter behind a private loopback Postfix, a
 # sample mail from alice@example.org signed on its way through, checked
-# with OpenSSL, and the stamps and log lines an admin would see.
+# with OpenSSL, and the stamps and log lines an admin would see; recipient
+# certificates looked up in a local store and a loopback slapd.
 # Run as root on Debian 12.  Touches nothing outside the build directory
 # and a demo directory (DEMO_DIR, default /tmp/smime-milter-demo); the
 # system Postfix is neither configured nor started.
@@ -31,26 +32,55 @@ chmod 711 "$DEMO_DIR"
 sh tests/pki/mkpki.sh "$DEMO_DIR/pki" >/dev/null 2>&1
 install -m 600 "$DEMO_DIR/pki/alice.p12" "$DEMO_DIR/keys/alice.p12"
 install -m 600 "$DEMO_DIR/pki/passphrase" "$DEMO_DIR/keys.pass"
+# shellcheck source=../tests/lib/postfix.sh
+. tests/lib/postfix.sh
+# shellcheck source=../tests/lib/slapd.sh
+. tests/lib/slapd.sh
+milter_pid=
+cleanup() {
+    [ -n "${PF_WORKDIR:-}" ] && pf_stop >/dev/null 2>&1
+    ldap_stop_all >/dev/null 2>&1
+    [ -n "$milter_pid" ] && kill "$milter_pid" 2>/dev/null
+    wait 2>/dev/null
+    return 0
+}
+trap cleanup EXIT
+
+say "a loopback slapd holding recipient certificates (as Outlook publishes them)"
+sh tests/ldap/mkldif.sh "$DEMO_DIR/pki" "$DEMO_DIR/people.ldif" >/dev/null 2>&1
+ldap_init "$DEMO_DIR/ldap" >/dev/null
+ldap_start >/dev/null
+ldap_add "$DEMO_DIR/people.ldif" >/dev/null
+echo "slapd on $LDAP_URI, base dc=example,dc=org"
+mkdir -p "$DEMO_DIR/certs"
+cp "$DEMO_DIR/pki/bob.crt" "$DEMO_DIR/certs/bob@example.net.pem"
+cat "$DEMO_DIR/pki/root.crt" "$DEMO_DIR/pki/inter.crt" >"$DEMO_DIR/anchors.pem"
 cat >"$DEMO_DIR/smime-milter.conf" <<EOC
 # smime-milter demo configuration
 KeyStore               $DEMO_DIR/keys
 KeyStorePassphraseFile $DEMO_DIR/keys.pass
-TrustAnchors           $DEMO_DIR/pki/trust.pem
+TrustAnchors           $DEMO_DIR/anchors.pem
+CRLs                   $DEMO_DIR/pki/crl.pem
 InternalHosts          127.0.0.0/8
+CertificateStore       $DEMO_DIR/certs
+LDAPURI                $LDAP_URI
+LDAPBase               dc=example,dc=org
+LDAPFilter             (mail=%s)
 EOC
 cat "$DEMO_DIR/smime-milter.conf"
 "$MILTER" -n -c "$DEMO_DIR/smime-milter.conf"
 "$CTL" -c "$DEMO_DIR/smime-milter.conf" keys
+
+say "recipient certificates: local store, then LDAP (smime-milter-ctl lookup)"
+for a in bob@example.net carol@example.org rita@example.org; do
+    "$CTL" -c "$DEMO_DIR/smime-milter.conf" lookup "$a" | grep -v '^    ' || true
+done
 
 say "starting smime-milter and a private Postfix on 127.0.0.1"
 port=$(( 20000 + RANDOM % 10000 ))
 "$MILTER" -f -c "$DEMO_DIR/smime-milter.conf" -p "inet:$port@127.0.0.1" \
     >"$DEMO_DIR/milter.log" 2>&1 &
 milter_pid=$!
-# shellcheck source=../tests/lib/postfix.sh
-. tests/lib/postfix.sh
-cleanup() { pf_stop >/dev/null 2>&1 || true; kill "$milter_pid" 2>/dev/null || true; wait 2>/dev/null || true; }
-trap cleanup EXIT
 for _ in $(seq 1 50); do grep -q listening "$DEMO_DIR/milter.log" && break; sleep 0.1; done
 pf_init "$DEMO_DIR/postfix" >/dev/null
 pf_conf "smtpd_milters=inet:127.0.0.1:$port" "milter_default_action=tempfail"

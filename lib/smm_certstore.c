@@ -153,7 +153,8 @@ smm_certstore_load(const char *dir, const char *what, int must_exist,
         addrs.n = 0;
     }
     cs->nidx = n;
-    qsort(cs->idx, cs->nidx, sizeof(*cs->idx), entry_cmp);
+    if (cs->nidx > 0)
+        qsort(cs->idx, cs->nidx, sizeof(*cs->idx), entry_cmp);
     *out = cs;
     return SMM_OK;
 nomem:

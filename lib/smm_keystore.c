@@ -590,7 +590,8 @@ smm_keystore_load(const struct smm_config *cfg, const struct smm_trust *trust,
             ks->idx[ks->nidx].key = ks->keys[i];
             ks->nidx++;
         }
-    qsort(ks->idx, ks->nidx, sizeof(*ks->idx), idx_cmp);
+    if (ks->nidx > 0)
+        qsort(ks->idx, ks->nidx, sizeof(*ks->idx), idx_cmp);
     *out = ks;
     ks = NULL;
 out:

@@ -94,7 +94,8 @@ load_dir(const char *dir, STACK_OF(X509) * sk, struct smm_diag *diag,
         names = nn;
         n++;
     }
-    qsort(names, n, sizeof(*names), name_cmp);
+    if (n > 0)
+        qsort(names, n, sizeof(*names), name_cmp);
     for (i = 0; i < n; i++) {
         snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
         if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))

@@ -143,6 +143,10 @@ from_ldap(const struct smm_state *s, const char *addr, time_t now,
         if (certs == NULL)
             continue;
         smm_certblob_parse(res.v[i].data, res.v[i].len, certs);
+        /* CA certificates in a blob are its chain, not candidates */
+        for (j = sk_X509_num(certs) - 1; j >= 0; j--)
+            if (X509_check_ca(sk_X509_value(certs, j)) > 0)
+                X509_free(sk_X509_delete(certs, j));
         snprintf(origin, sizeof(origin), "%s %s %s (%s)",
                  res.server != NULL ? res.server : "ldap",
                  res.v[i].dn != NULL ? res.v[i].dn : "", res.v[i].attr,

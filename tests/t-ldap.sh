@@ -54,6 +54,7 @@ tap_check "alice: origin names the attribute and format" -- grep -q 'userSMIMECe
 lookup "$plain" bob@example.net
 tap_check "bob: Microsoft TLV userSMIMECertificate, taken" -- grep -q 'bob@example.net ldap taken' "$T/out"
 tap_check "bob: format named MS-TLV" -- grep -q '(MS-TLV)' "$T/out"
+tap_not "bob: the chain certificate in the blob is not a candidate" -- grep -q 'bob@example.net ldap refused' "$T/out"
 lookup "$plain" carol@example.org
 tap_check "carol: userCertificate;binary DER (EC P-256), taken" -- grep -q 'carol@example.org ldap taken' "$T/out"
 lookup "$plain" dave@example.org

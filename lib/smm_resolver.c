@@ -8,6 +8,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/x509v3.h>
+
 #include "smm_cache.h"
 #include "smm_certblob.h"
 #include "smm_certsel.h"

@@ -10,6 +10,7 @@
 #include <openssl/err.h>
 #include <openssl/objects.h>
 #include <openssl/provider.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 
 #include "smm_cms.h"
@@ -182,6 +183,76 @@ smm_cms_sign(const struct smm_key *signer, const struct smm_key *enc,
 out:
     ASN1_OBJECT_free(obj);
     OPENSSL_free(pref);
+    CMS_ContentInfo_free(cms);
+    return st;
+}
+
+static const EVP_CIPHER *
+cipher_of(int c)
+{
+    switch (c) {
+    case SMM_CIPHER_AES128_CBC:
+        return EVP_aes_128_cbc();
+    case SMM_CIPHER_AES192_CBC:
+        return EVP_aes_192_cbc();
+    case SMM_CIPHER_AES128_GCM:
+        return EVP_aes_128_gcm();
+    case SMM_CIPHER_AES256_GCM:
+        return EVP_aes_256_gcm();
+    default:
+        return EVP_aes_256_cbc();
+    }
+}
+
+smm_status
+smm_cms_encrypt(STACK_OF(X509) * recips, int cipher, int oaep, BIO *content,
+                unsigned char **der, size_t *derlen, struct smm_err *err)
+{
+    CMS_ContentInfo *cms = NULL;
+    CMS_RecipientInfo *ri;
+    EVP_PKEY_CTX *pctx;
+    unsigned int flags = CMS_BINARY | CMS_PARTIAL;
+    smm_status st = SMM_OK;
+    int i, len;
+
+    *der = NULL;
+    *derlen = 0;
+    ERR_clear_error();
+    if ((cms = CMS_encrypt(NULL, NULL, cipher_of(cipher), flags)) == NULL) {
+        st = smm_err_ossl(err, SMM_ECRYPTO, "CMS_encrypt");
+        goto out;
+    }
+    for (i = 0; i < sk_X509_num(recips); i++) {
+        X509 *x = sk_X509_value(recips, i);
+        EVP_PKEY *pk = X509_get0_pubkey(x);
+        int rsa = pk != NULL && EVP_PKEY_get_base_id(pk) == EVP_PKEY_RSA;
+        ri = CMS_add1_recipient_cert(cms, x, rsa && oaep ? CMS_KEY_PARAM : 0);
+        if (ri == NULL) {
+            st = smm_err_ossl(err, SMM_ECRYPTO, "recipient %d", i);
+            goto out;
+        }
+        if (rsa && oaep) {
+            pctx = CMS_RecipientInfo_get0_pkey_ctx(ri);
+            if (pctx == NULL ||
+                EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_OAEP_PADDING) <=
+                    0 ||
+                EVP_PKEY_CTX_set_rsa_oaep_md(pctx, EVP_sha256()) <= 0 ||
+                EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) <= 0) {
+                st = smm_err_ossl(err, SMM_ECRYPTO, "RSA-OAEP");
+                goto out;
+            }
+        }
+    }
+    if (!CMS_final(cms, content, NULL, flags)) {
+        st = smm_err_ossl(err, SMM_ECRYPTO, "CMS_final (encrypt)");
+        goto out;
+    }
+    if ((len = i2d_CMS_ContentInfo(cms, der)) <= 0) {
+        st = smm_err_ossl(err, SMM_ECRYPTO, "i2d_CMS_ContentInfo");
+        goto out;
+    }
+    *derlen = (size_t)len;
+out:
     CMS_ContentInfo_free(cms);
     return st;
 }

@@ -10,6 +10,11 @@
  * included too, so the recipient can harvest it).  Returns DER in a
  * buffer the caller frees with OPENSSL_free().
  *
+ * smm_cms_encrypt() makes EnvelopedData (CBC ciphers) or RFC 5083
+ * AuthEnvelopedData (GCM) for every certificate in the stack: RSA key
+ * transport (PKCS#1 v1.5, or OAEP with SHA-256 when asked), ECDH key
+ * agreement for EC certificates.  The content is taken as is (binary).
+ *
  * smm_crypto_init() once at start, before threads; smm_crypto_done() at
  * exit.  Thread-safe: keys and certificates are only read.  Each call drains
  * the thread's OpenSSL error queue into err.
@@ -27,6 +32,8 @@
 
 smm_status smm_cms_sign(const struct smm_key *, const struct smm_key *, BIO *,
                         time_t, unsigned char **, size_t *, struct smm_err *);
+smm_status smm_cms_encrypt(STACK_OF(X509) *, int, int, BIO *, unsigned char **,
+                           size_t *, struct smm_err *);
 smm_status smm_crypto_init(struct smm_err *);
 void smm_crypto_done(void);
 

@@ -25,7 +25,8 @@ enum ktype {
     K_CIDRS,
     K_WORDS,
     K_LOGLEVEL,
-    K_FACILITY
+    K_FACILITY,
+    K_ENUM
 };
 
 struct keydef {
@@ -33,50 +34,96 @@ struct keydef {
     enum ktype type;
     size_t off;
     const char *def;
+    const char *const *choices; /* K_ENUM: the values, in enum order */
 };
+
+static const char *const policies[] = {"never", "opportunistic", "mandatory",
+                                       NULL};
+static const char *const missing[] = {"reject", "tempfail", "hold", NULL};
+static const char *const dirfail[] = {"tempfail", "continue", NULL};
+static const char *const ciphers[] = {"aes-128-cbc", "aes-192-cbc",
+                                      "aes-256-cbc", "aes-128-gcm",
+                                      "aes-256-gcm", NULL};
+static const char *const paddings[] = {"pkcs1", "oaep", NULL};
 
 #define OFF(f) offsetof(struct smm_config, f)
 
 /* Keep in the order of smime-milter.conf(5). */
 static const struct keydef keys[] = {
-    {"Socket", K_STR, OFF(socket), "unix:/run/smime-milter/smime-milter.sock"},
-    {"UserID", K_STR, OFF(user_id), ""},
-    {"PidFile", K_PATH, OFF(pid_file), ""},
-    {"SyslogFacility", K_FACILITY, OFF(syslog_facility), "mail"},
-    {"LogLevel", K_LOGLEVEL, OFF(log_level), "info"},
-    {"InternalHosts", K_CIDRS, OFF(internal_hosts), "127.0.0.0/8 ::1"},
-    {"OutboundDaemons", K_WORDS, OFF(outbound_daemons), ""},
-    {"KeyStore", K_PATH, OFF(keystore), "/etc/smime-milter/keys"},
-    {"KeyStorePassphraseFile", K_PATH, OFF(keystore_passfile), ""},
-    {"TrustAnchors", K_PATH, OFF(trust_anchors), ""},
-    {"SignDomainKeys", K_BOOL, OFF(sign_domain_keys), "no"},
-    {"RequireFromMatch", K_BOOL, OFF(require_from_match), "yes"},
-    {"StampHeader", K_BOOL, OFF(stamp_header), "yes"},
-    {"MaxMemoryBody", K_SIZE, OFF(max_memory_body), "1M"},
-    {"TempDirectory", K_PATH, OFF(temp_dir), "/tmp"},
-    {"MaxMessageSize", K_SIZE, OFF(max_message_size), "64M"},
-    {"CertificateStore", K_PATH, OFF(cert_store), ""},
-    {"HarvestStore", K_PATH, OFF(harvest_store), ""},
-    {"MinKeyBits", K_INT, OFF(min_key_bits), "2048"},
-    {"RequireTrustedRecipientCerts", K_BOOL, OFF(require_trusted_rcpt), "yes"},
-    {"CRLs", K_PATH, OFF(crls), ""},
-    {"CacheTTL", K_INT, OFF(cache_ttl), "3600"},
-    {"NegativeCacheTTL", K_INT, OFF(negative_cache_ttl), "300"},
-    {"CacheSize", K_INT, OFF(cache_size), "10000"},
-    {"LDAPURI", K_WORDS, OFF(ldap_uri), ""},
-    {"LDAPStartTLS", K_BOOL, OFF(ldap_starttls), "no"},
-    {"LDAPCACertFile", K_PATH, OFF(ldap_cacert), ""},
-    {"LDAPBindDN", K_STR, OFF(ldap_bind_dn), ""},
-    {"LDAPBindPasswordFile", K_PATH, OFF(ldap_bind_passfile), ""},
-    {"LDAPSASLMech", K_STR, OFF(ldap_sasl_mech), ""},
-    {"LDAPBase", K_STR, OFF(ldap_base), ""},
-    {"LDAPFilter", K_STR, OFF(ldap_filter), "(mail=%s)"},
+    {"Socket", K_STR, OFF(socket), "unix:/run/smime-milter/smime-milter.sock",
+     NULL},
+    {"UserID", K_STR, OFF(user_id), "", NULL},
+    {"PidFile", K_PATH, OFF(pid_file), "", NULL},
+    {"SyslogFacility", K_FACILITY, OFF(syslog_facility), "mail", NULL},
+    {"LogLevel", K_LOGLEVEL, OFF(log_level), "info", NULL},
+    {"InternalHosts", K_CIDRS, OFF(internal_hosts), "127.0.0.0/8 ::1", NULL},
+    {"OutboundDaemons", K_WORDS, OFF(outbound_daemons), "", NULL},
+    {"KeyStore", K_PATH, OFF(keystore), "/etc/smime-milter/keys", NULL},
+    {"KeyStorePassphraseFile", K_PATH, OFF(keystore_passfile), "", NULL},
+    {"TrustAnchors", K_PATH, OFF(trust_anchors), "", NULL},
+    {"SignDomainKeys", K_BOOL, OFF(sign_domain_keys), "no", NULL},
+    {"RequireFromMatch", K_BOOL, OFF(require_from_match), "yes", NULL},
+    {"StampHeader", K_BOOL, OFF(stamp_header), "yes", NULL},
+    {"MaxMemoryBody", K_SIZE, OFF(max_memory_body), "1M", NULL},
+    {"TempDirectory", K_PATH, OFF(temp_dir), "/tmp", NULL},
+    {"MaxMessageSize", K_SIZE, OFF(max_message_size), "64M", NULL},
+    {"CertificateStore", K_PATH, OFF(cert_store), "", NULL},
+    {"HarvestStore", K_PATH, OFF(harvest_store), "", NULL},
+    {"MinKeyBits", K_INT, OFF(min_key_bits), "2048", NULL},
+    {"RequireTrustedRecipientCerts", K_BOOL, OFF(require_trusted_rcpt), "yes",
+     NULL},
+    {"CRLs", K_PATH, OFF(crls), "", NULL},
+    {"CacheTTL", K_INT, OFF(cache_ttl), "3600", NULL},
+    {"NegativeCacheTTL", K_INT, OFF(negative_cache_ttl), "300", NULL},
+    {"CacheSize", K_INT, OFF(cache_size), "10000", NULL},
+    {"LDAPURI", K_WORDS, OFF(ldap_uri), "", NULL},
+    {"LDAPStartTLS", K_BOOL, OFF(ldap_starttls), "no", NULL},
+    {"LDAPCACertFile", K_PATH, OFF(ldap_cacert), "", NULL},
+    {"LDAPBindDN", K_STR, OFF(ldap_bind_dn), "", NULL},
+    {"LDAPBindPasswordFile", K_PATH, OFF(ldap_bind_passfile), "", NULL},
+    {"LDAPSASLMech", K_STR, OFF(ldap_sasl_mech), "", NULL},
+    {"LDAPBase", K_STR, OFF(ldap_base), "", NULL},
+    {"LDAPFilter", K_STR, OFF(ldap_filter), "(mail=%s)", NULL},
     {"LDAPAttributes", K_WORDS, OFF(ldap_attrs),
-     "userSMIMECertificate userCertificate;binary"},
-    {"LDAPTimeout", K_INT, OFF(ldap_timeout), "5"},
-    {"LDAPSizeLimit", K_INT, OFF(ldap_size_limit), "10"},
-    {"LDAPPoolSize", K_INT, OFF(ldap_pool_size), "4"},
+     "userSMIMECertificate userCertificate;binary", NULL},
+    {"LDAPTimeout", K_INT, OFF(ldap_timeout), "5", NULL},
+    {"LDAPSizeLimit", K_INT, OFF(ldap_size_limit), "10", NULL},
+    {"LDAPPoolSize", K_INT, OFF(ldap_pool_size), "4", NULL},
+    {"EncryptionPolicy", K_ENUM, OFF(encryption_policy), "opportunistic",
+     policies},
+    {"PolicyMap", K_PATH, OFF(policy_map), "", NULL},
+    {"MissingCertAction", K_ENUM, OFF(missing_cert_action), "reject", missing},
+    {"DirectoryFailureAction", K_ENUM, OFF(directory_failure_action),
+     "tempfail", dirfail},
+    {"EncryptToSelf", K_BOOL, OFF(encrypt_to_self), "yes", NULL},
+    {"ArchiveCertificates", K_PATH, OFF(archive_certs), "", NULL},
+    {"Cipher", K_ENUM, OFF(cipher), "aes-256-cbc", ciphers},
+    {"RSAPadding", K_ENUM, OFF(rsa_oaep), "pkcs1", paddings},
+    {"SubjectTrigger", K_STR, OFF(subject_trigger), "", NULL},
 };
+
+const char *
+smm_cipher_name(int c)
+{
+    return c >= 0 && c <= SMM_CIPHER_AES256_GCM ? ciphers[c] : "?";
+}
+
+int
+smm_policy_parse(const char *v)
+{
+    int i;
+
+    for (i = 0; policies[i] != NULL; i++)
+        if (strcasecmp(v, policies[i]) == 0)
+            return i;
+    return -1;
+}
+
+const char *
+smm_policy_name(int p)
+{
+    return p >= 0 && p <= SMM_POLICY_MANDATORY ? policies[p] : "?";
+}
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -272,6 +319,14 @@ set_key(struct smm_config *c, const struct keydef *k, const char *v,
             return SMM_EINVAL;
         }
         return SMM_OK;
+    case K_ENUM:
+        for (i = 0; k->choices[i] != NULL; i++)
+            if (strcasecmp(v, k->choices[i]) == 0) {
+                *ip = (int)i;
+                return SMM_OK;
+            }
+        *why = "not one of the allowed values (see smime-milter.conf(5))";
+        return SMM_EINVAL;
     case K_INT:
         if (parse_int(v, ip) != 0) {
             *why = "expected a whole number from 0 to 2147483647";

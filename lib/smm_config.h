@@ -71,7 +71,32 @@ struct smm_config {
     int ldap_timeout;              /* LDAPTimeout (seconds) */
     int ldap_size_limit;           /* LDAPSizeLimit */
     int ldap_pool_size;            /* LDAPPoolSize */
+    /* outbound encryption */
+    int encryption_policy;        /* EncryptionPolicy (SMM_POLICY_*) */
+    char *policy_map;             /* PolicyMap ("" = none) */
+    int missing_cert_action;      /* MissingCertAction (SMM_MISSING_*) */
+    int directory_failure_action; /* DirectoryFailureAction (SMM_DIRFAIL_*) */
+    int encrypt_to_self;          /* EncryptToSelf */
+    char *archive_certs;          /* ArchiveCertificates ("" = none) */
+    int cipher;                   /* Cipher (SMM_CIPHER_*) */
+    int rsa_oaep;                 /* RSAPadding oaep */
+    char *subject_trigger;        /* SubjectTrigger ("" = none) */
 };
+
+enum { SMM_POLICY_NEVER, SMM_POLICY_OPPORTUNISTIC, SMM_POLICY_MANDATORY };
+enum { SMM_MISSING_REJECT, SMM_MISSING_TEMPFAIL, SMM_MISSING_HOLD };
+enum { SMM_DIRFAIL_TEMPFAIL, SMM_DIRFAIL_CONTINUE };
+enum {
+    SMM_CIPHER_AES128_CBC,
+    SMM_CIPHER_AES192_CBC,
+    SMM_CIPHER_AES256_CBC,
+    SMM_CIPHER_AES128_GCM,
+    SMM_CIPHER_AES256_GCM
+};
+
+const char *smm_cipher_name(int);
+int smm_policy_parse(const char *);
+const char *smm_policy_name(int);
 
 smm_status smm_config_load(const char *, struct smm_config **,
                            struct smm_err *);

@@ -15,7 +15,9 @@
 #include "smm_cms.h"
 #include "smm_log.h"
 #include "smm_mime.h"
+#include "smm_resolver.h"
 #include "smm_pipeline.h"
+#include "smm_policy.h"
 #include "smm_x509.h"
 
 /*
@@ -109,16 +111,18 @@ spool_puts(struct smm_spool *o, const char *s, struct smm_err *err)
     return smm_spool_write(o, s, strlen(s), err);
 }
 
-/* Make the header edits that turn the message into multipart/signed. */
+/*
+ * Replace the message's Content-* fields by the given ones (name, value
+ * pairs, NULL-terminated; the first must be Content-Type, which takes the
+ * place of the old one) and add MIME-Version when missing.
+ */
 static smm_status
-signed_header_edits(struct smm_result *r, const struct smm_message *m,
-                    const char *ctype)
+content_header_edits(struct smm_result *r, const struct smm_message *m,
+                     const char *const *hdrs)
 {
     size_t i, j;
     int count, seen_ct = 0;
 
-    /* move every Content-* field inside: delete them outside, keeping the
-     * position of the first Content-Type for the new one */
     for (i = 0; i < m->nhdrs; i++) {
         const char *name = m->hdrs[i].name;
         if (!smm_mime_is_content_header(name))
@@ -136,7 +140,7 @@ signed_header_edits(struct smm_result *r, const struct smm_message *m,
             if (count == 1 && strcasecmp(name, "Content-Type") == 0) {
                 seen_ct = 1;
                 if (smm_result_edit(r, SMM_EDIT_CHANGE, "Content-Type", 1,
-                                    ctype) != SMM_OK)
+                                    hdrs[1]) != SMM_OK)
                     return SMM_ENOMEM;
             } else if (smm_result_edit(r, SMM_EDIT_DELETE, name, count, NULL) !=
                        SMM_OK) {
@@ -148,33 +152,31 @@ signed_header_edits(struct smm_result *r, const struct smm_message *m,
         smm_result_edit(r, SMM_EDIT_ADD, "MIME-Version", 0, "1.0") != SMM_OK)
         return SMM_ENOMEM;
     if (!seen_ct &&
-        smm_result_edit(r, SMM_EDIT_ADD, "Content-Type", 0, ctype) != SMM_OK)
+        smm_result_edit(r, SMM_EDIT_ADD, "Content-Type", 0, hdrs[1]) != SMM_OK)
         return SMM_ENOMEM;
+    for (i = 2; hdrs[i] != NULL; i += 2)
+        if (smm_result_edit(r, SMM_EDIT_ADD, hdrs[i], 0, hdrs[i + 1]) != SMM_OK)
+            return SMM_ENOMEM;
     return SMM_OK;
 }
 
 /*
- * Sign m with key k: build the canonical entity, sign it, and assemble the
- * multipart/signed body in r->body.
+ * Sign the canonical entity with key k; *outp gets the multipart/signed
+ * body and ctype its Content-Type value.
  */
 static smm_status
-sign_message(const struct smm_state *s, struct smm_message *m,
-             const struct smm_key *k, const struct smm_key *enc,
-             const struct smm_run_opts *o, struct smm_result *r,
-             struct smm_err *err)
+sign_entity(const struct smm_state *s, struct smm_spool *canon, size_t mem,
+            const struct smm_key *k, const struct smm_key *enc,
+            const struct smm_run_opts *o, struct smm_spool **outp, char *ctype,
+            size_t ctypesz, struct smm_err *err)
 {
-    struct smm_spool *canon = NULL, *out = NULL;
+    struct smm_spool *out = NULL;
     BIO *bio = NULL;
     unsigned char *der = NULL;
     size_t derlen = 0;
-    char boundary[64], ctype[256];
-    size_t mem = smm_spool_spilled(m->body) ? 0 : s->cfg->max_memory_body;
+    char boundary[64];
     smm_status st;
 
-    if ((st = smm_spool_new(mem, s->cfg->temp_dir, &canon, err)) != SMM_OK)
-        goto out;
-    if ((st = smm_mime_canonical_entity(m, canon, err)) != SMM_OK)
-        goto out;
     if ((bio = smm_spool_bio(canon, err)) == NULL) {
         st = err->status;
         goto out;
@@ -208,21 +210,231 @@ sign_message(const struct smm_state *s, struct smm_message *m,
         (st = spool_puts(out, boundary, err)) != SMM_OK ||
         (st = spool_puts(out, "--\r\n", err)) != SMM_OK)
         goto out;
-    snprintf(ctype, sizeof(ctype),
+    snprintf(ctype, ctypesz,
              "multipart/signed; protocol=\"application/pkcs7-signature\"; "
              "micalg=sha-256; boundary=\"%s\"",
              boundary);
-    if (signed_header_edits(r, m, ctype) != SMM_OK) {
-        st = smm_err_set(err, SMM_ENOMEM, "out of memory");
-        goto out;
-    }
-    r->body = out;
+    *outp = out;
     out = NULL;
 out:
     BIO_free(bio);
     OPENSSL_free(der);
-    smm_spool_free(canon);
     smm_spool_free(out);
+    return st;
+}
+
+/* What to do about encryption, decided from every recipient's policy and
+ * certificates. */
+struct plan {
+    enum { PLAN_ENCRYPT, PLAN_PLAIN, PLAN_MISSING, PLAN_DIRFAIL } what;
+    const char *why;         /* PLAN_PLAIN: the stamp's reason */
+    char addr[320];          /* PLAN_MISSING / PLAN_DIRFAIL: who */
+    char reason[256];        /* PLAN_MISSING: why no certificate */
+    STACK_OF(X509) * recips; /* PLAN_ENCRYPT: recipients' certificates */
+    int nrcpt_enc;           /* envelope recipients encrypted to */
+    struct smm_buf fps;      /* "addr:fingerprint" for the log */
+};
+
+static void
+plan_free(struct plan *p)
+{
+    sk_X509_pop_free(p->recips, X509_free);
+    smm_buf_free(&p->fps);
+}
+
+static void
+add_fps(struct plan *p, const char *addr, STACK_OF(X509) * certs)
+{
+    int i;
+    char *fp;
+
+    for (i = 0; i < sk_X509_num(certs); i++) {
+        fp = smm_x509_fingerprint(sk_X509_value(certs, i));
+        smm_buf_printf(&p->fps, "%s%s:%.8s", p->fps.len ? "," : "", addr,
+                       fp != NULL ? fp : "?");
+        free(fp);
+    }
+}
+
+static smm_status
+make_plan(const struct smm_state *s, const struct smm_message *m, int trigger,
+          time_t now, struct plan *p)
+{
+    struct smm_lookup l;
+    struct smm_err e;
+    size_t i;
+    int pol, mandatory = 0, never = 0, lacking = 0, dirfail = 0, j;
+    smm_status st;
+
+    memset(p, 0, sizeof(*p));
+    if ((p->recips = sk_X509_new_null()) == NULL)
+        return SMM_ENOMEM;
+    for (i = 0; i < m->nrcpts; i++) {
+        pol = trigger ? SMM_POLICY_MANDATORY
+                      : smm_policymap_lookup(s->policymap, m->rcpts[i],
+                                             s->cfg->encryption_policy);
+        mandatory |= pol == SMM_POLICY_MANDATORY;
+        never |= pol == SMM_POLICY_NEVER;
+    }
+    if (!mandatory && (never || m->nrcpts == 0)) {
+        p->what = PLAN_PLAIN;
+        p->why = "policy-never";
+        return SMM_OK;
+    }
+    for (i = 0; i < m->nrcpts; i++) {
+        st = smm_resolve(s, m->rcpts[i], now, 0, &l, &e);
+        if (st == SMM_ENOMEM)
+            return st;
+        if (st != SMM_OK) {
+            if (!dirfail++)
+                snprintf(p->addr, sizeof(p->addr), "%s", m->rcpts[i]);
+        } else if (sk_X509_num(l.usable) == 0) {
+            if (!lacking++ && !(dirfail && mandatory)) {
+                snprintf(p->addr, sizeof(p->addr), "%s", m->rcpts[i]);
+                snprintf(p->reason, sizeof(p->reason), "%s",
+                         l.n > 0 && l.c[0].refused != NULL
+                             ? l.c[0].refused
+                             : "no certificate found");
+            }
+        } else {
+            p->nrcpt_enc++;
+            add_fps(p, m->rcpts[i], l.usable);
+            for (j = 0; j < sk_X509_num(l.usable); j++) {
+                X509 *x = sk_X509_value(l.usable, j);
+                if (X509_up_ref(x) && !sk_X509_push(p->recips, x))
+                    X509_free(x);
+            }
+        }
+        smm_lookup_free(&l);
+    }
+    if (dirfail && (mandatory ||
+                    s->cfg->directory_failure_action == SMM_DIRFAIL_TEMPFAIL)) {
+        p->what = PLAN_DIRFAIL;
+        return SMM_OK;
+    }
+    if (dirfail || lacking) {
+        if (mandatory) {
+            if (!lacking) { /* directory failure with "continue" */
+                snprintf(p->reason, sizeof(p->reason), "directory unavailable");
+            }
+            p->what = PLAN_MISSING;
+        } else {
+            p->what = PLAN_PLAIN;
+            p->why = "missing-certificate";
+        }
+        return SMM_OK;
+    }
+    p->what = PLAN_ENCRYPT;
+    return SMM_OK;
+}
+
+/* The Subject without the trigger tag (and the blank before it). */
+static char *
+strip_tag(const char *subj, const char *tag)
+{
+    const char *at = strstr(subj, tag);
+    size_t pre, tl = strlen(tag);
+    char *out;
+
+    if (at == NULL || (out = malloc(strlen(subj) + 1)) == NULL)
+        return NULL;
+    pre = (size_t)(at - subj);
+    memcpy(out, subj, pre);
+    at += tl;
+    if (pre > 0 && out[pre - 1] == ' ' && (*at == ' ' || *at == '\0'))
+        pre--;
+    else if (pre == 0 && *at == ' ')
+        at++;
+    strcpy(out + pre, at);
+    return out;
+}
+
+static smm_status
+refuse_missing(const struct smm_state *s, struct smm_result *r,
+               const struct plan *p)
+{
+    char esc[400], rsn[300];
+
+    smm_log_escape(esc, sizeof(esc), p->addr);
+    smm_log_escape(rsn, sizeof(rsn), p->reason);
+    smm_buf_printf(&r->log,
+                   " encrypted=no reason=missing-certificate "
+                   "rcpt=<%s> why=\"%s\"",
+                   esc, rsn);
+    switch (s->cfg->missing_cert_action) {
+    case SMM_MISSING_TEMPFAIL:
+        r->verdict = "tempfail";
+        return smm_result_refuse(r, SMM_ACT_TEMPFAIL, "451", "4.7.1",
+                                 "no valid S/MIME certificate for %s: %s", esc,
+                                 rsn);
+    case SMM_MISSING_HOLD:
+        r->verdict = "hold";
+        r->action = SMM_ACT_HOLD;
+        free(r->hold_reason);
+        if (asprintf(&r->hold_reason,
+                     "smime-milter: no valid S/MIME certificate for %s: %s",
+                     esc, rsn) < 0)
+            r->hold_reason = NULL;
+        return SMM_OK;
+    default:
+        r->verdict = "reject";
+        return smm_result_refuse(r, SMM_ACT_REJECT, "550", "5.7.1",
+                                 "no valid S/MIME certificate for %s: %s", esc,
+                                 rsn);
+    }
+}
+
+/* Base64 of a DER blob into a new spool. */
+static smm_status
+base64_spool(const struct smm_state *s, size_t mem, const unsigned char *der,
+             size_t len, struct smm_spool **out, struct smm_err *err)
+{
+    smm_status st;
+
+    if ((st = smm_spool_new(mem, s->cfg->temp_dir, out, err)) != SMM_OK)
+        return st;
+    if ((st = put_base64(*out, der, len, err)) != SMM_OK) {
+        smm_spool_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
+/* Encrypt entity (a MIME entity: its header lines, if any, are in the
+ * spool or given by ctype) into an application/pkcs7-mime body. */
+static smm_status
+encrypt_entity(const struct smm_state *s, size_t mem, const char *ctype,
+               struct smm_spool *entity, STACK_OF(X509) * recips,
+               struct smm_spool **outp, struct smm_err *err)
+{
+    struct smm_spool *whole = NULL;
+    BIO *bio = NULL;
+    unsigned char *der = NULL;
+    size_t derlen = 0;
+    smm_status st;
+
+    if (ctype != NULL) {
+        if ((st = smm_spool_new(mem, s->cfg->temp_dir, &whole, err)) !=
+                SMM_OK ||
+            (st = spool_puts(whole, "Content-Type: ", err)) != SMM_OK ||
+            (st = spool_puts(whole, ctype, err)) != SMM_OK ||
+            (st = spool_puts(whole, "\r\n\r\n", err)) != SMM_OK ||
+            (st = smm_spool_copy(whole, entity, err)) != SMM_OK)
+            goto out;
+        entity = whole;
+    }
+    if ((bio = smm_spool_bio(entity, err)) == NULL) {
+        st = err->status;
+        goto out;
+    }
+    if ((st = smm_cms_encrypt(recips, s->cfg->cipher, s->cfg->rsa_oaep, bio,
+                              &der, &derlen, err)) != SMM_OK)
+        goto out;
+    st = base64_spool(s, mem, der, derlen, outp, err);
+out:
+    BIO_free(bio);
+    OPENSSL_free(der);
+    smm_spool_free(whole);
     return st;
 }
 
@@ -232,14 +444,18 @@ run_outbound(const struct smm_state *s, struct smm_message *m,
              struct smm_err *err)
 {
     enum smm_protection prot;
-    const struct smm_key *k, *enc;
-    char *from = NULL;
-    char esc[256];
-    smm_status st = SMM_OK;
+    const struct smm_key *k = NULL, *enc = NULL;
+    char *from = NULL, *newsubj = NULL;
+    char esc[256], ctype[256], stampbuf[512];
+    const char *signed_why = NULL, *subj;
+    struct smm_spool *canon = NULL, *signedb = NULL, *out = NULL;
+    struct plan p;
     struct smm_err serr;
-    size_t i;
-    int domain_key;
+    smm_status st = SMM_OK;
+    size_t i, mem = smm_spool_spilled(m->body) ? 0 : s->cfg->max_memory_body;
+    int domain_key = 0, trigger = 0, j;
 
+    memset(&p, 0, sizeof(p));
     if (m->oversize) {
         r->verdict = "skipped";
         smm_buf_printf(&r->log, " reason=too-large size=%zu", m->body_len);
@@ -252,58 +468,170 @@ run_outbound(const struct smm_state *s, struct smm_message *m,
         return stamp(s, r, "skipped=already-protected");
     }
     from = smm_message_from_address(m);
-    /* not a signing oracle: a client may only get its own From signed */
+
+    /* the signing key, unless this client may not sign as From */
     if (from != NULL && s->cfg->require_from_match &&
-        strcasecmp(from, m->env_from != NULL ? m->env_from : "") != 0) {
-        r->verdict = "unsigned";
-        smm_buf_printf(&r->log, " from_hdr=<%s> reason=from-mismatch",
-                       smm_log_escape(esc, sizeof(esc), from));
-        st = stamp(s, r, "signed=no; reason=from-mismatch");
+        strcasecmp(from, m->env_from != NULL ? m->env_from : "") != 0)
+        signed_why = "from-mismatch";
+    else if (from == NULL ||
+             (k = smm_keystore_signer(s->ks, from, o->now,
+                                      s->cfg->sign_domain_keys)) == NULL)
+        signed_why = "no-signing-key";
+    if (from != NULL)
+        enc = smm_keystore_encryption(s->ks, from, o->now);
+
+    /* a subject tag makes the message mandatory for everyone */
+    subj = smm_message_header(m, "Subject", 0);
+    if (s->cfg->subject_trigger[0] != '\0' && subj != NULL &&
+        strstr(subj, s->cfg->subject_trigger) != NULL) {
+        trigger = 1;
+        if ((newsubj = strip_tag(subj, s->cfg->subject_trigger)) == NULL ||
+            smm_result_edit(r, SMM_EDIT_CHANGE, "Subject", 1, newsubj) !=
+                SMM_OK) {
+            st = SMM_ENOMEM;
+            goto out;
+        }
+    }
+
+    if ((st = make_plan(s, m, trigger, o->now, &p)) != SMM_OK)
+        goto out;
+    if (p.what == PLAN_DIRFAIL) {
+        smm_log_escape(esc, sizeof(esc), p.addr);
+        r->verdict = "tempfail";
+        smm_buf_printf(&r->log, " reason=directory-failure rcpt=<%s>", esc);
+        st = smm_result_refuse(r, SMM_ACT_TEMPFAIL, "451", "4.4.3",
+                               "directory lookup failed for %s, try again "
+                               "later",
+                               esc);
         goto out;
     }
-    k = from != NULL
-            ? smm_keystore_signer(s->ks, from, o->now, s->cfg->sign_domain_keys)
-            : NULL;
-    if (k == NULL) {
-        r->verdict = "unsigned";
-        smm_buf_printf(&r->log, " from_hdr=<%s> reason=no-signing-key",
-                       smm_log_escape(esc, sizeof(esc), from));
-        st = stamp(s, r, "signed=no; reason=no-signing-key");
+    if (p.what == PLAN_MISSING) {
+        st = refuse_missing(s, r, &p);
         goto out;
     }
-    enc = smm_keystore_encryption(s->ks, from, o->now);
-    st = sign_message(s, m, k, enc, o, r, &serr);
-    if (st == SMM_EPARSE) {
-        /* never lose mail for a parse problem: send it unsigned */
+    if (k == NULL && p.what != PLAN_ENCRYPT) {
+        /* nothing to do to the body */
+        r->verdict = "unsigned";
+        smm_buf_printf(&r->log, " from_hdr=<%s> reason=%s encrypted=no (%s)",
+                       smm_log_escape(esc, sizeof(esc), from), signed_why,
+                       p.why);
+        st =
+            stamp(s, r, "signed=no (%s); encrypted=no (%s)", signed_why, p.why);
+        goto out;
+    }
+
+    if ((st = smm_spool_new(mem, s->cfg->temp_dir, &canon, &serr)) != SMM_OK ||
+        (st = smm_mime_canonical_entity(m, canon, &serr)) != SMM_OK)
+        goto fail;
+    if (k != NULL && (st = sign_entity(s, canon, mem, k, enc, o, &signedb,
+                                       ctype, sizeof(ctype), &serr)) != SMM_OK)
+        goto fail;
+    if (p.what == PLAN_ENCRYPT) {
+        const char *smime_type = s->cfg->cipher >= SMM_CIPHER_AES128_GCM
+                                     ? "authEnveloped-data"
+                                     : "enveloped-data";
+        char ect[160];
+        const char *hdrs[] = {"Content-Type",
+                              ect,
+                              "Content-Transfer-Encoding",
+                              "base64",
+                              "Content-Disposition",
+                              "attachment; filename=\"smime.p7m\"",
+                              "Content-Description",
+                              "S/MIME Encrypted Message",
+                              NULL};
+        if (s->cfg->encrypt_to_self && enc != NULL && X509_up_ref(enc->cert) &&
+            !sk_X509_push(p.recips, enc->cert))
+            X509_free(enc->cert);
+        for (j = 0; j < sk_X509_num(s->archive); j++) {
+            X509 *x = sk_X509_value(s->archive, j);
+            if (X509_up_ref(x) && !sk_X509_push(p.recips, x))
+                X509_free(x);
+        }
+        if ((st = encrypt_entity(s, mem, k != NULL ? ctype : NULL,
+                                 k != NULL ? signedb : canon, p.recips, &out,
+                                 &serr)) != SMM_OK)
+            goto fail;
+        snprintf(ect, sizeof(ect),
+                 "application/pkcs7-mime; smime-type=%s; name=\"smime.p7m\"",
+                 smime_type);
+        if (content_header_edits(r, m, hdrs) != SMM_OK) {
+            st = SMM_ENOMEM;
+            goto out;
+        }
+    } else {
+        const char *hdrs[] = {"Content-Type", ctype, NULL};
+        out = signedb;
+        signedb = NULL;
+        if (content_header_edits(r, m, hdrs) != SMM_OK) {
+            st = SMM_ENOMEM;
+            goto out;
+        }
+    }
+    r->body = out;
+    out = NULL;
+
+    /* stamp and log */
+    if (k != NULL) {
+        domain_key = 1;
+        for (i = 0; i < k->addrs.n; i++)
+            if (smm_addr_equal(k->addrs.v[i], from))
+                domain_key = 0;
+        smm_buf_printf(&r->log, " signer=%s serial=%s key=%s",
+                       smm_log_escape(esc, sizeof(esc), from), k->serial,
+                       domain_key ? "domain" : "user");
+        if (enc != NULL && enc != k)
+            smm_buf_printf(&r->log, " enc_pref=%s", enc->serial);
+        snprintf(stampbuf, sizeof(stampbuf), "signed=%s%s", esc,
+                 domain_key ? " (domain key)" : "");
+    } else {
+        smm_buf_printf(&r->log, " signed=no reason=%s", signed_why);
+        snprintf(stampbuf, sizeof(stampbuf), "signed=no (%s)", signed_why);
+    }
+    if (p.what == PLAN_ENCRYPT) {
+        r->verdict = k != NULL ? "signed+encrypted" : "encrypted";
+        smm_buf_printf(&r->log, " encrypted=%d/%zu cipher=%s certs=%s%s",
+                       p.nrcpt_enc, m->nrcpts, smm_cipher_name(s->cfg->cipher),
+                       p.fps.data, trigger ? " trigger=subject" : "");
+        st = stamp(s, r, "%s; encrypted=%d/%zu; cipher=%s", stampbuf,
+                   p.nrcpt_enc, m->nrcpts, smm_cipher_name(s->cfg->cipher));
+    } else {
+        r->verdict = "signed";
+        smm_buf_printf(&r->log, " encrypted=no (%s)", p.why);
+        st = stamp(s, r, "%s; encrypted=no (%s)", stampbuf, p.why);
+    }
+    goto out;
+fail:
+    if (st == SMM_EPARSE && p.what != PLAN_ENCRYPT) {
+        /* never lose mail for a parse problem: send it as it is */
+        smm_result_free(r);
+        r->action = SMM_ACT_DELIVER;
+        (void)delete_all(r, m, SMM_STAMP_HEADER);
         r->verdict = "unsigned";
         smm_buf_printf(&r->log, " reason=unparseable error=\"%s\"",
                        smm_log_escape(esc, sizeof(esc), serr.msg));
-        st = stamp(s, r, "signed=no; reason=unparseable");
+        st = stamp(s, r, "signed=no (unparseable); encrypted=no (unparseable)");
         goto out;
     }
-    if (st != SMM_OK) {
-        smm_result_free(r);
-        r->verdict = "tempfail";
-        smm_buf_printf(&r->log, " reason=sign-failed error=\"%s\"",
-                       smm_log_escape(esc, sizeof(esc), serr.msg));
+    smm_result_free(r);
+    r->verdict = "tempfail";
+    smm_buf_printf(&r->log, " reason=%s error=\"%s\"",
+                   st == SMM_EPARSE ? "unparseable" : "crypto-or-io",
+                   smm_log_escape(esc, sizeof(esc), serr.msg));
+    if (st == SMM_EPARSE) /* must be encrypted but cannot be parsed */
+        st = smm_result_refuse(r, SMM_ACT_REJECT, "550", "5.6.0",
+                               "message must be encrypted but its MIME "
+                               "structure cannot be parsed");
+    else
         st = smm_result_refuse(r, SMM_ACT_TEMPFAIL, "451", "4.7.0",
-                               "S/MIME signing failed temporarily, try "
+                               "S/MIME processing failed temporarily, try "
                                "again later");
-        goto out;
-    }
-    domain_key = 1;
-    for (i = 0; i < k->addrs.n; i++)
-        if (smm_addr_equal(k->addrs.v[i], from))
-            domain_key = 0;
-    r->verdict = "signed";
-    smm_buf_printf(&r->log, " signer=%s serial=%s key=%s",
-                   smm_log_escape(esc, sizeof(esc), from), k->serial,
-                   domain_key ? "domain" : "user");
-    if (enc != NULL && enc != k)
-        smm_buf_printf(&r->log, " enc_pref=%s", enc->serial);
-    st = stamp(s, r, "signed=%s%s", smm_log_escape(esc, sizeof(esc), from),
-               domain_key ? " (domain key)" : "");
 out:
+    plan_free(&p);
+    smm_spool_free(canon);
+    smm_spool_free(signedb);
+    smm_spool_free(out);
+    free(newsubj);
     free(from);
     return st;
 }

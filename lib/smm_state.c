@@ -8,6 +8,7 @@
 #include "smm_cache.h"
 #include "smm_certstore.h"
 #include "smm_ldap.h"
+#include "smm_policy.h"
 #include "smm_state.h"
 
 smm_status
@@ -15,6 +16,7 @@ smm_state_load(const char *conffile, struct smm_state **out,
                struct smm_diag *diag, struct smm_err *err)
 {
     struct smm_state *s;
+    struct smm_err aerr;
     smm_status st;
 
     *out = NULL;
@@ -30,10 +32,23 @@ smm_state_load(const char *conffile, struct smm_state **out,
                                  &s->certstore, diag, err)) != SMM_OK ||
         (st = smm_certstore_load(s->cfg->harvest_store, "HarvestStore", 0,
                                  &s->harvest, diag, err)) != SMM_OK ||
+        (st = smm_policymap_load(s->cfg->policy_map, &s->policymap, err)) !=
+            SMM_OK ||
         (s->cfg->ldap_uri.n > 0 &&
          (st = smm_ldap_new(s->cfg, &s->ldap, err)) != SMM_OK)) {
         smm_state_unref(s);
         return st;
+    }
+    if ((s->archive = sk_X509_new_null()) == NULL) {
+        smm_state_unref(s);
+        return smm_err_set(err, SMM_ENOMEM, "out of memory");
+    }
+    if (s->cfg->archive_certs[0] != '\0' &&
+        smm_certs_load_file(s->cfg->archive_certs, s->archive, &aerr) !=
+            SMM_OK) {
+        smm_state_unref(s);
+        return smm_err_set(err, SMM_EINVAL, "ArchiveCertificates: %s",
+                           aerr.msg);
     }
     if ((s->cache = smm_cache_new((size_t)s->cfg->cache_size)) == NULL) {
         smm_state_unref(s);
@@ -57,6 +72,8 @@ smm_state_unref(struct smm_state *s)
     if (s == NULL || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) > 0)
         return;
     smm_cache_free(s->cache);
+    smm_policymap_free(s->policymap);
+    sk_X509_pop_free(s->archive, X509_free);
     smm_ldap_free(s->ldap);
     smm_certstore_free(s->harvest);
     smm_certstore_free(s->certstore);

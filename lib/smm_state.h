@@ -20,7 +20,10 @@
 #include "smm_keystore.h"
 #include "smm_trust.h"
 
+#include <openssl/x509.h>
+
 struct smm_cache;
+struct smm_policymap;
 struct smm_certstore;
 struct smm_ldap;
 
@@ -33,6 +36,8 @@ struct smm_state {
     struct smm_certstore *harvest;   /* HarvestStore */
     struct smm_ldap *ldap;           /* NULL without LDAPURI */
     struct smm_cache *cache;         /* mutable, thread-safe */
+    struct smm_policymap *policymap; /* PolicyMap (maybe empty) */
+    STACK_OF(X509) * archive;        /* ArchiveCertificates */
 };
 
 smm_status smm_state_load(const char *, struct smm_state **, struct smm_diag *,

@@ -6,7 +6,7 @@
 . "$(dirname "$0")/lib/common.sh"
 
 # the key table: {"Name", K_TYPE, OFF(field), "default"}, possibly wrapped
-table=$(perl -0777 -ne 'while (/\{"(\w+)",\s*K_\w+,\s*OFF\(\w+\),\s*"([^"]*)"\s*\}/g) { print "$1=$2\n" }' "$SRCDIR/lib/smm_config.c")
+table=$(perl -0777 -ne 'while (/\{"(\w+)",\s*K_\w+,\s*OFF\(\w+\),\s*"([^"]*)"\s*(?:,\s*\w+)?\s*\}/g) { print "$1=$2\n" }' "$SRCDIR/lib/smm_config.c")
 keys_code=$(echo "$table" | cut -d= -f1)
 keys_man=$(awk 'prev == ".TP" && /^\.B [A-Z][A-Za-z]* / {print $2} {prev = $0}' "$SRCDIR/docs/smime-milter.conf.5")
 keys_sample=$(sed -n 's/^#\([A-Z][A-Za-z]*\)\( .*\)\{0,1\}$/\1/p' "$SRCDIR/contrib/smime-milter.conf.sample")

@@ -83,7 +83,7 @@ for f in "$DATA"/*.eml; do
         [ -n "$want" ] || continue
         tap_is "$(hdr "$h" "$out")" "$want" "$name: $h unchanged outside"
     done
-    tap_is "$(hdr X-SMIME-Milter "$out")" "signed=alice@example.org" "$name: stamp"
+    tap_is "$(hdr X-SMIME-Milter "$out")" "signed=alice@example.org; encrypted=no (missing-certificate)" "$name: stamp"
     tap_not "$name: no Content-Transfer-Encoding outside" -- \
         grep -qi '^Content-Transfer-Encoding:' <(headers_of "$out")
     cp "$out" "$T/signed-$name.eml"
@@ -135,30 +135,30 @@ tap_check "carol (ECDSA P-256): gpgsm verifies" -- smime_verify_gpgsm "$out" "$P
 # domain key for a sender without a key of their own
 sed 's/^From: .*/From: Zed <zed@example.org>/' "$DATA/plain-ascii.eml" >"$T/zed.eml"
 out=$(send zed@example.org "$T/zed.eml")
-tap_is "$(hdr X-SMIME-Milter "$out")" "signed=zed@example.org (domain key)" "zed: signed with the domain key"
+tap_is "$(hdr X-SMIME-Milter "$out")" "signed=zed@example.org (domain key); encrypted=no (missing-certificate)" "zed: signed with the domain key"
 tap_check "zed: domain-key signature verifies" -- smime_verify_openssl "$out" "$P"
 
 # no key, expired key: delivered unsigned, with the reason
 sed 's/^From: .*/From: Nobody <nobody@example.net>/' "$DATA/plain-ascii.eml" >"$T/nokey.eml"
 out=$(send nobody@example.net "$T/nokey.eml")
-tap_is "$(hdr X-SMIME-Milter "$out")" "signed=no; reason=no-signing-key" "no key: unsigned, stamped"
+tap_is "$(hdr X-SMIME-Milter "$out")" "signed=no (no-signing-key); encrypted=no (missing-certificate)" "no key: unsigned, stamped"
 tap_check "no key: body unchanged" -- cmp <(sed -e 's/\r$//' -e '1,/^$/d' "$out") <(sed '1,/^$/d' "$T/nokey.eml")
 sed 's/^From: .*/From: Erin <erin@example.org>/' "$DATA/plain-ascii.eml" >"$T/erin.eml"
 out=$(send erin@example.org "$T/erin.eml")
-tap_is "$(hdr X-SMIME-Milter "$out")" "signed=erin@example.org (domain key)" "own key expired: the domain key signs instead"
+tap_is "$(hdr X-SMIME-Milter "$out")" "signed=erin@example.org (domain key); encrypted=no (missing-certificate)" "own key expired: the domain key signs instead"
 tap_check "expired own key: domain-key signature verifies" -- smime_verify_openssl "$out" "$P"
 
 # not a signing oracle: a client cannot get someone else's From signed
 sed 's/^From: .*/From: CEO <alice@example.org>/' "$DATA/plain-ascii.eml" >"$T/spoof.eml"
 out=$(send mallory@example.net "$T/spoof.eml")
-tap_is "$(hdr X-SMIME-Milter "$out")" "signed=no; reason=from-mismatch" "From != envelope sender: not signed"
+tap_is "$(hdr X-SMIME-Milter "$out")" "signed=no (from-mismatch); encrypted=no (missing-certificate)" "From != envelope sender: not signed"
 tap_not "From != envelope sender: body not signed" -- grep -qi '^Content-Type: multipart/signed' <(headers_of "$out")
 
 # a forged stamp never survives
 { echo "X-SMIME-Milter: signed=ceo@example.org"; echo "x-smime-milter: signed=forged"; cat "$DATA/plain-ascii.eml"; } >"$T/forged.eml"
 out=$(send alice@example.org "$T/forged.eml")
 tap_is "$(headers_of "$out" | grep -ci '^x-smime-milter:')" "1" "forged stamps removed, ours added"
-tap_is "$(hdr X-SMIME-Milter "$out")" "signed=alice@example.org" "the remaining stamp is ours"
+tap_is "$(hdr X-SMIME-Milter "$out")" "signed=alice@example.org; encrypted=no (missing-certificate)" "the remaining stamp is ours"
 
 # direction: only trusted clients get signed; reload with SIGHUP
 write_conf "192.0.2.0/24" "ORIGINATING"
@@ -169,7 +169,7 @@ out=$(send alice@example.org "$T/forged.eml")
 tap_is "$(headers_of "$out" | grep -ci '^x-smime-milter:')" "0" "inbound (external client): forged stamps removed, nothing added"
 tap_not "inbound: not signed" -- grep -qi '^Content-Type: multipart/signed' <(headers_of "$out")
 out=$(send alice@example.org "$DATA/plain-ascii.eml" "$PF_SUB_PORT")
-tap_is "$(hdr X-SMIME-Milter "$out")" "signed=alice@example.org" "submission service (ORIGINATING): outbound, signed"
+tap_is "$(hdr X-SMIME-Milter "$out")" "signed=alice@example.org; encrypted=no (missing-certificate)" "submission service (ORIGINATING): outbound, signed"
 tap_check "log names the reasons" -- grep -q 'outbound (daemon)' "$MILTER_LOG"
 tap_check "log names inbound/external" -- grep -q 'inbound (external)' "$MILTER_LOG"
 

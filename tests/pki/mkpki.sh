@@ -357,12 +357,20 @@ if command -v gpgsm >/dev/null 2>&1; then
     # gpgsm_import FILE [p12]: judge success by status lines, not exit code
     gpgsm_import() {
         if [ "${2:-}" = p12 ]; then
-            gpgsm --homedir "$G" --batch --status-fd 1 --pinentry-mode loopback \
-                --passphrase-fd 0 --import "$1" <"$OUT/passphrase" \
-                >"$WORK/gst" 2>"$WORK/err" || :
             # need the secret key to have arrived: IMPORT_RES fields 11/12
             # (sec_imported / sec_dups) -- gpgsm does not set IMPORT_OK's
-            # secret-key flag (16)
+            # secret-key flag (16).  Under heavy load the agent sometimes
+            # fails the first time: restart it and try again.
+            for try in 1 2 3; do
+                gpgsm --homedir "$G" --batch --status-fd 1 \
+                    --pinentry-mode loopback --passphrase-fd 0 \
+                    --import "$1" <"$OUT/passphrase" \
+                    >"$WORK/gst" 2>"$WORK/err" || :
+                awk '$1=="[GNUPG:]" && $2=="IMPORT_RES" && $13+$14>0 {f=1}
+                     END {exit !f}' "$WORK/gst" && break
+                GNUPGHOME=$G gpgconf --kill gpg-agent 2>/dev/null || :
+                sleep "$try"
+            done
             if ! awk '$1=="[GNUPG:]" && $2=="IMPORT_RES" && $13+$14>0 {f=1}
                       END {exit !f}' "$WORK/gst"; then
                 cat "$WORK/gst" "$WORK/err" >&2

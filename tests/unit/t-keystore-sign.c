@@ -268,7 +268,7 @@ main(void)
     out = run_from(s, "nobody@example.org",
                    "From: nobody@example.org\nSubject: x\n\nhi\n", 0, &r);
     is_str(r.verdict, "unsigned", "no key: unsigned");
-    has_str(out, "X-SMIME-Milter: signed=no; reason=no-signing-key",
+    has_str(out, "X-SMIME-Milter: signed=no (no-signing-key); encrypted=no",
             "no-key stamp");
     smm_result_free(&r);
     free(out);
@@ -276,7 +276,7 @@ main(void)
     /* not a signing oracle: From must be the envelope sender */
     out = run_from(s, "mallory@example.net", plain, 0, &r);
     is_str(r.verdict, "unsigned", "From != envelope sender: unsigned");
-    has_str(out, "X-SMIME-Milter: signed=no; reason=from-mismatch",
+    has_str(out, "X-SMIME-Milter: signed=no (from-mismatch); encrypted=no",
             "from-mismatch stamp");
     ok(r.body == NULL, "from-mismatch: body untouched");
     smm_result_free(&r);

@@ -100,6 +100,7 @@ static const struct keydef keys[] = {
     {"Cipher", K_ENUM, OFF(cipher), "aes-256-cbc", ciphers},
     {"RSAPadding", K_ENUM, OFF(rsa_oaep), "pkcs1", paddings},
     {"SubjectTrigger", K_STR, OFF(subject_trigger), "", NULL},
+    {"SplitRecipients", K_BOOL, OFF(split_recipients), "no", NULL},
 };
 
 const char *

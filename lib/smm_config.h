@@ -81,6 +81,7 @@ struct smm_config {
     int cipher;                   /* Cipher (SMM_CIPHER_*) */
     int rsa_oaep;                 /* RSAPadding oaep */
     char *subject_trigger;        /* SubjectTrigger ("" = none) */
+    int split_recipients;         /* SplitRecipients */
 };
 
 enum { SMM_POLICY_NEVER, SMM_POLICY_OPPORTUNISTIC, SMM_POLICY_MANDATORY };

@@ -636,6 +636,31 @@ out:
     return st;
 }
 
+/*
+ * Which transaction a recipient belongs in when SplitRecipients is on:
+ * with encryption or without.  Mandatory recipients always count as
+ * "encrypt" (without a certificate they are refused at the end anyway).
+ */
+enum smm_rcpt_class
+smm_rcpt_classify(const struct smm_state *s, const char *addr, time_t now)
+{
+    struct smm_lookup l;
+    struct smm_err e;
+    enum smm_rcpt_class c;
+    int pol =
+        smm_policymap_lookup(s->policymap, addr, s->cfg->encryption_policy);
+
+    if (pol == SMM_POLICY_NEVER)
+        return SMM_RCPT_PLAIN;
+    if (pol == SMM_POLICY_MANDATORY)
+        return SMM_RCPT_ENCRYPT;
+    if (smm_resolve(s, addr, now, 0, &l, &e) != SMM_OK)
+        return SMM_RCPT_UNKNOWN;
+    c = sk_X509_num(l.usable) > 0 ? SMM_RCPT_ENCRYPT : SMM_RCPT_PLAIN;
+    smm_lookup_free(&l);
+    return c;
+}
+
 smm_status
 smm_pipeline_run(const struct smm_state *s, struct smm_message *m,
                  enum smm_direction dir, const struct smm_run_opts *opts,

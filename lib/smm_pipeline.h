@@ -36,4 +36,13 @@ smm_status smm_pipeline_run(const struct smm_state *, struct smm_message *,
                             struct smm_result *, struct smm_err *);
 char *smm_message_from_address(const struct smm_message *);
 
+/* SplitRecipients: the class of a recipient at RCPT time. */
+enum smm_rcpt_class {
+    SMM_RCPT_PLAIN = 0,   /* would get plaintext (no certificate, never) */
+    SMM_RCPT_ENCRYPT = 1, /* has a usable certificate */
+    SMM_RCPT_UNKNOWN = 2, /* directory trouble: let the end decide */
+};
+enum smm_rcpt_class smm_rcpt_classify(const struct smm_state *, const char *,
+                                      time_t);
+
 #endif

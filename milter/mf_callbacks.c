@@ -32,6 +32,8 @@ struct msg {
     enum smm_direction dir;
     const char *dir_reason;
     char *auth;
+    int rcpt_class;    /* SplitRecipients: class of the first, or -1 */
+    unsigned deferred; /* recipients answered 452 for the split */
     struct timespec t0;
     int failed; /* spooling failed: tempfail at the end */
     char fail_msg[SMM_ERR_MSGLEN];
@@ -160,6 +162,7 @@ cb_envfrom(SMFICTX *ctx, char **argv)
         return SMFIS_TEMPFAIL;
     }
     mg->auth = macro_dup(ctx, "{auth_authen}");
+    mg->rcpt_class = -1;
     mg->dir = smm_direction_decide(cfg, mg->auth, c->addr, c->daemon,
                                    &mg->dir_reason);
     c->msg = mg;
@@ -173,6 +176,26 @@ cb_envrcpt(SMFICTX *ctx, char **argv)
 
     if (c == NULL || c->msg == NULL)
         return SMFIS_TEMPFAIL;
+    if (c->msg->dir == SMM_DIR_OUTBOUND &&
+        c->msg->state->cfg->split_recipients) {
+        /* one transaction per class: with certificates, without */
+        char *a = smm_addr_strip(argv[0]);
+        enum smm_rcpt_class k = SMM_RCPT_UNKNOWN;
+        if (a != NULL)
+            k = smm_rcpt_classify(c->msg->state, a, time(NULL));
+        free(a);
+        if (k != SMM_RCPT_UNKNOWN) {
+            if (c->msg->rcpt_class < 0) {
+                c->msg->rcpt_class = (int)k;
+            } else if (c->msg->rcpt_class != (int)k) {
+                c->msg->deferred++;
+                (void)smfi_setreply(ctx, "452", "4.5.3",
+                                    "S/MIME: this recipient goes in a "
+                                    "separate transaction, try again");
+                return SMFIS_TEMPFAIL;
+            }
+        }
+    }
     if (smm_message_add_rcpt(c->msg->m, argv[0]) != SMM_OK)
         return SMFIS_TEMPFAIL;
     /* outbound mail will want the recipient's certificate: start looking
@@ -232,11 +255,12 @@ log_summary(const struct conn *c, const struct msg *mg,
           : r->action == SMM_ACT_HOLD ? "hold"
                                       : "deliver";
     smm_log(SMM_LOG_INFO,
-            "%s: %s (%s) client=%s from=<%s> rcpts=%zu size=%zu "
+            "%s: %s (%s) client=%s from=<%s> rcpts=%zu%s size=%zu "
             "action=%s result=%s%s ms=%.1f",
             qid, smm_direction_name(mg->dir), mg->dir_reason,
             c->addr[0] ? c->addr : "unknown", from, mg->m->nrcpts,
-            mg->m->body_len, act, r->verdict != NULL ? r->verdict : "-",
+            mg->deferred > 0 ? " split=deferred-some" : "", mg->m->body_len,
+            act, r->verdict != NULL ? r->verdict : "-",
             r->log.data != NULL ? r->log.data : "", ms);
 }
 

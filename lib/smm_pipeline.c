@@ -679,8 +679,13 @@ smm_pipeline_run(const struct smm_state *s, struct smm_message *m,
     /* a stamp that did not come from us is a forgery, whatever the way */
     if ((st = delete_all(r, m, SMM_STAMP_HEADER)) != SMM_OK)
         return smm_err_set(err, st, "out of memory");
-    if (dir == SMM_DIR_OUTBOUND)
+    if (dir == SMM_DIR_OUTBOUND) {
+        /* a Bcc field never leaves (Postfix drops it before milters; other
+         * MTAs and smime-milter-ctl may not) */
+        if ((st = delete_all(r, m, "Bcc")) != SMM_OK)
+            return smm_err_set(err, st, "out of memory");
         st = run_outbound(s, m, &o, r, err);
+    }
     else {
         r->verdict = "passed";
         st = SMM_OK;

@@ -257,3 +257,169 @@ smime_signer_openssl() (
     fi
     exit 0
 )
+
+# ------------------------------------------------------------ decryption
+#   smime_decrypt_openssl MSG CERT KEY OUT
+#       openssl cms -decrypt -recip CERT -inkey KEY on the S/MIME message
+#       MSG (application/pkcs7-mime, enveloped-data or authEnveloped-data);
+#       the decrypted MIME entity goes to OUT.  Fails when CERT is not one
+#       of the recipients (-recip makes openssl pick the RecipientInfo by
+#       issuer+serial / key identifier, so a wrong key cannot "succeed"
+#       with garbage as RSA's MMA countermeasure would without it), when
+#       the content cannot be decrypted or when OUT would be empty.
+#   smime_decrypt_nss MSG PKIDIR NAME OUT
+#       Imports PKIDIR/NAME.p12 (passphrase test-pass) into a private copy
+#       of PKIDIR/nss, takes the base64 body of MSG and decrypts it with
+#       cmsutil -D.  The CMS content type must be envelopedData.  NSS 3.87
+#       has no RSA-OAEP, AES-GCM (AuthEnvelopedData) or ECDH decryption:
+#       use it for RSA PKCS#1 v1.5 + CBC only.  cmsutil also cannot parse
+#       (SEC_ERROR_BAD_DER) an EnvelopedData that has any
+#       KeyAgreeRecipientInfo (an EC recipient) next to the RSA one.
+#   smime_decrypt_gpgsm MSG PKIDIR OUT
+#       gpgsm --decrypt with GNUPGHOME PKIDIR/gnupg (alice, bob and dave-enc
+#       secret keys), loopback pinentry with PKIDIR/passphrase.  Needs
+#       DECRYPTION_OKAY and no DECRYPTION_FAILED/ERROR on the status fd.
+#       The content type must be envelopedData.  gpgsm 2.2 has no OAEP,
+#       GCM or ECDH either.  Calls on the same PKIDIR are serialised with
+#       flock(1); gpg-agent is killed afterwards unless
+#       SMIME_GPGSM_KEEP_AGENT=1.
+#   smime_p7m_der MSG DER_OUT
+#       The base64 body of an application/pkcs7-mime message, decoded
+#       (CR/LF line ends both accepted).
+#   smime_cms_type DER
+#       Prints the outer CMS content type as openssl names it
+#       (pkcs7-envelopedData, id-smime-ct-authEnvelopedData, pkcs7-signedData).
+
+smime_p7m_der() {
+    local msg=${1:?usage: smime_p7m_der MSG DER_OUT} out=${2:?usage: smime_p7m_der MSG DER_OUT}
+    # body = everything after the first empty line; headers may be folded
+    tr -d '\r' <"$msg" | sed '1,/^$/d' | tr -d ' \t' | base64 -d >"$out" 2>/dev/null
+    [ -s "$out" ]
+}
+
+smime_cms_type() {
+    openssl asn1parse -inform DER -in "${1:?usage: smime_cms_type DER}" 2>/dev/null |
+        awk -F: '/OBJECT/ {print $NF; exit}' | sed 's/[[:space:]]*$//'
+}
+
+smime_decrypt_openssl() (
+    if [ $# -lt 4 ]; then
+        _smime_err "smime_decrypt_openssl: usage: smime_decrypt_openssl MSG CERT KEY OUT"
+        exit 2
+    fi
+    _smime_need openssl || exit
+    msg=$1 cert=$2 key=$3 out=$4
+    for f in "$msg" "$cert" "$key"; do
+        [ -r "$f" ] || { _smime_err "smime_decrypt_openssl: cannot read '$f'"; exit 2; }
+    done
+    tmp=$(mktemp -d "${TMPDIR:-/tmp}/smime-check.XXXXXX") || exit 2
+    trap 'rm -rf "$tmp"' EXIT
+    rm -f "$out"
+    if ! openssl cms -decrypt -in "$msg" -recip "$cert" -inkey "$key" \
+            -out "$out" >"$tmp/log" 2>&1; then
+        rm -f "$out"
+        _smime_err "openssl: decryption failed: $(grep -m1 -E 'error:' "$tmp/log" || _smime_oneline "$tmp/log")"
+        exit 1
+    fi
+    if [ ! -s "$out" ]; then
+        _smime_err "openssl: decryption produced no content"
+        exit 1
+    fi
+    exit 0
+)
+
+smime_decrypt_nss() (
+    if [ $# -lt 4 ]; then
+        _smime_err "smime_decrypt_nss: usage: smime_decrypt_nss MSG PKIDIR NAME OUT"
+        exit 2
+    fi
+    _smime_need cmsutil pk12util openssl base64 || exit
+    msg=$1 pki=$2 name=$3 out=$4
+    [ -r "$msg" ] || { _smime_err "nss: cannot read message '$msg'"; exit 2; }
+    [ -d "$pki/nss" ] || { _smime_err "nss: no NSS database '$pki/nss'"; exit 2; }
+    [ -r "$pki/$name.p12" ] || { _smime_err "nss: no PKCS#12 file '$pki/$name.p12'"; exit 2; }
+    tmp=$(mktemp -d "${TMPDIR:-/tmp}/smime-check.XXXXXX") || exit 2
+    trap 'rm -rf "$tmp"' EXIT
+    rm -f "$out"
+    cp -r "$pki/nss" "$tmp/db" || exit 2
+    if ! pk12util -i "$pki/$name.p12" -d "sql:$tmp/db" -W test-pass -K '' \
+            >"$tmp/log" 2>&1; then
+        _smime_err "nss: pk12util import of $name.p12 failed: $(_smime_oneline "$tmp/log")"
+        exit 2
+    fi
+    if ! smime_p7m_der "$msg" "$tmp/msg.der"; then
+        _smime_err "nss: no base64 CMS body in '$msg'"
+        exit 1
+    fi
+    type=$(smime_cms_type "$tmp/msg.der")
+    if [ "$type" != pkcs7-envelopedData ]; then
+        _smime_err "nss: CMS content type is '$type', not pkcs7-envelopedData"
+        exit 1
+    fi
+    if ! cmsutil -D -i "$tmp/msg.der" -d "sql:$tmp/db" -o "$out" -p '' \
+            >"$tmp/log" 2>&1; then
+        rm -f "$out"
+        _smime_err "nss: cmsutil -D failed: $(_smime_oneline "$tmp/log")"
+        exit 1
+    fi
+    if [ ! -s "$out" ]; then
+        _smime_err "nss: decryption produced no content: $(_smime_oneline "$tmp/log")"
+        exit 1
+    fi
+    exit 0
+)
+
+smime_decrypt_gpgsm() (
+    if [ $# -lt 3 ]; then
+        _smime_err "smime_decrypt_gpgsm: usage: smime_decrypt_gpgsm MSG PKIDIR OUT"
+        exit 2
+    fi
+    _smime_need gpgsm gpgconf openssl base64 || exit
+    msg=$1 pki=$2 out=$3 home=$2/gnupg
+    [ -r "$msg" ] || { _smime_err "gpgsm: cannot read message '$msg'"; exit 2; }
+    [ -d "$home" ] || { _smime_err "gpgsm: no GNUPGHOME '$home'"; exit 2; }
+    tmp=$(mktemp -d "${TMPDIR:-/tmp}/smime-check.XXXXXX") || exit 2
+    trap 'rm -rf "$tmp"' EXIT
+    rm -f "$out"
+    if ! smime_p7m_der "$msg" "$tmp/msg.der"; then
+        _smime_err "gpgsm: no base64 CMS body in '$msg'"
+        exit 1
+    fi
+    type=$(smime_cms_type "$tmp/msg.der")
+    if [ "$type" != pkcs7-envelopedData ]; then
+        _smime_err "gpgsm: CMS content type is '$type', not pkcs7-envelopedData"
+        exit 1
+    fi
+    run() {
+        gpgsm --homedir "$home" --batch --no-tty --status-fd 3 \
+            --pinentry-mode loopback --passphrase-fd 4 \
+            --output "$tmp/dec" --decrypt "$tmp/msg.der" \
+            3>"$tmp/status" 4<"$pki/passphrase" >"$tmp/out" 2>"$tmp/err" </dev/null
+        if [ "${SMIME_GPGSM_KEEP_AGENT:-0}" != 1 ]; then
+            gpgconf --homedir "$home" --kill all >/dev/null 2>&1 || :
+        fi
+    }
+    if command -v flock >/dev/null 2>&1; then
+        exec 9>"$home/.smime-check.lock"
+        flock 9
+        run
+        exec 9>&-
+    else
+        run
+    fi
+    bad=$(grep -m1 -E '^\[GNUPG:\] (DECRYPTION_FAILED|ERROR|FAILURE|NO_SECKEY)( |$)' "$tmp/status")
+    if ! grep -q '^\[GNUPG:\] DECRYPTION_OKAY' "$tmp/status"; then
+        _smime_err "gpgsm: no DECRYPTION_OKAY (${bad#\[GNUPG:\] }): $(_smime_oneline "$tmp/err")"
+        exit 1
+    fi
+    if grep -q -E '^\[GNUPG:\] (DECRYPTION_FAILED|ERROR|FAILURE)( |$)' "$tmp/status"; then
+        _smime_err "gpgsm: ${bad#\[GNUPG:\] }"
+        exit 1
+    fi
+    if [ ! -s "$tmp/dec" ]; then
+        _smime_err "gpgsm: decryption produced no content"
+        exit 1
+    fi
+    mv "$tmp/dec" "$out" || exit 2
+    exit 0
+)

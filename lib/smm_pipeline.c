@@ -685,8 +685,7 @@ smm_pipeline_run(const struct smm_state *s, struct smm_message *m,
         if ((st = delete_all(r, m, "Bcc")) != SMM_OK)
             return smm_err_set(err, st, "out of memory");
         st = run_outbound(s, m, &o, r, err);
-    }
-    else {
+    } else {
         r->verdict = "passed";
         st = SMM_OK;
     }

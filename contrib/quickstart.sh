@@ -1,9 +1,10 @@
 #!/bin/bash
 # quickstart.sh -- install the dependencies, build smime-milter, and show it
 # working: a demo PKI, the milter behind a private loopback Postfix, a
-# sample mail from alice@example.org signed on its way through, checked
-# with OpenSSL, and the stamps and log lines an admin would see; recipient
-# certificates looked up in a local store and a loopback slapd.
+# sample mail from alice@example.org signed and encrypted on its way
+# through (the recipient's certificate found in a local store; others in a
+# loopback slapd), decrypted and verified with OpenSSL as the recipient's
+# client would, and the stamps and log lines an admin would see.
 # Run as root on Debian 12.  Touches nothing outside the build directory
 # and a demo directory (DEMO_DIR, default /tmp/smime-milter-demo); the
 # system Postfix is neither configured nor started.
@@ -102,24 +103,37 @@ EOM
 pf_send alice@example.org bob@example.net "$DEMO_DIR/sample.eml" >/dev/null
 echo "SMTP reply: $(cat "$PF_LAST_REPLY")"
 pf_wait_sink 1 30
-out=$(pf_sink_files | tail -n 1)
-cp "$out" "$DEMO_DIR/signed.eml"
+cp "$(pf_sink_files | tail -n 1)" "$DEMO_DIR/to-bob.eml"
 
-say "what Bob receives ($DEMO_DIR/signed.eml, signature shortened)"
-tr -d '\r' <"$DEMO_DIR/signed.eml" | awk '/^Content-Description: S\/MIME/ {sig=1} sig && /^[A-Za-z0-9+\/=]{60,}$/ {n++; if (n>3) next} {print} n==3 && !shown {print "[...]"; shown=1}'
+say "what Bob receives ($DEMO_DIR/to-bob.eml, shortened): signed, then encrypted to his certificate"
+tr -d '\r' <"$DEMO_DIR/to-bob.eml" | sed -n '1,/^$/p'
+tr -d '\r' <"$DEMO_DIR/to-bob.eml" | sed '1,/^$/d' | head -n 3
+echo "[...]"
 
-say "the stamp"
-grep -i '^X-SMIME-Milter:' "$DEMO_DIR/signed.eml" | tr -d '\r'
+say "Bob's client: decrypt with his key, then check Alice's signature"
+openssl cms -decrypt -recip "$DEMO_DIR/pki/bob.crt" -inkey "$DEMO_DIR/pki/bob.key" \
+    -in "$DEMO_DIR/to-bob.eml" -out "$DEMO_DIR/to-bob.decrypted.eml"
+echo "decrypted: $(grep -m1 -i '^Content-Type:' "$DEMO_DIR/to-bob.decrypted.eml")"
+openssl cms -verify -purpose smimesign -CAfile "$DEMO_DIR/pki/trust.pem" \
+    -in "$DEMO_DIR/to-bob.decrypted.eml" -out "$DEMO_DIR/to-bob.content.txt"
+sed 's/^/    | /' "$DEMO_DIR/to-bob.content.txt"
 
-say "the milter's log line"
+say "a mail to someone without a certificate goes out signed only"
+sed 's/^To: .*/To: Nina <nocert@example.org>/' "$DEMO_DIR/sample.eml" >"$DEMO_DIR/sample2.eml"
+pf_send alice@example.org nocert@example.org "$DEMO_DIR/sample2.eml" >/dev/null
+pf_wait_sink 2 30
+cp "$(pf_sink_files | tail -n 1)" "$DEMO_DIR/to-nocert.eml"
+grep -i '^Content-Type:' "$DEMO_DIR/to-nocert.eml" | head -n 1 | tr -d '\r'
+openssl cms -verify -purpose smimesign -CAfile "$DEMO_DIR/pki/trust.pem" \
+    -in "$DEMO_DIR/to-nocert.eml" -out /dev/null
+
+say "the stamps"
+grep -h -i '^X-SMIME-Milter:' "$DEMO_DIR/to-bob.eml" "$DEMO_DIR/to-nocert.eml" | tr -d '\r'
+
+say "the milter's log lines"
 grep 'result=' "$DEMO_DIR/milter.log"
 
 say "Postfix's log"
-grep -E 'status=sent' "$(pf_log)" | tail -n 1
-
-say "checking the signature with OpenSSL (as a recipient would)"
-openssl cms -verify -purpose smimesign -CAfile "$DEMO_DIR/pki/trust.pem" \
-    -in "$DEMO_DIR/signed.eml" -out /dev/null
-echo "signer: $(openssl cms -verify -noverify -in "$DEMO_DIR/signed.eml" -signer "$DEMO_DIR/signer.pem" -out /dev/null 2>/dev/null && openssl x509 -in "$DEMO_DIR/signer.pem" -noout -subject -ext subjectAltName | tr '\n' ' ')"
+grep -E 'status=sent' "$(pf_log)" | tail -n 2
 
 say "done: the demo files are in $DEMO_DIR"

@@ -71,8 +71,7 @@ send() {
     pf_send "$1" "$2" "$3" >/dev/null || rc=$?
     [ "$rc" -eq 0 ] || return "$rc"
     sent=$((sent + 1))
-    pf_wait_sink "$sent" 30 || { sent=$((sent - 1)); return 9; }
-    OUT=$(pf_sink_files | tail -n 1)
+    OUT=$(pf_sink_file_of_last 30) || { sent=$((sent - 1)); return 9; }
 }
 reply() { tr -d '\r' <"$PF_LAST_REPLY" | tr '\n' ' '; }
 headers_of() { sed -e 's/\r$//' -e '/^$/q' "$1"; }

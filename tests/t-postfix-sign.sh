@@ -56,8 +56,7 @@ send() {
         return 1
     fi
     sent=$((sent + 1))
-    pf_wait_sink "$sent" 30 || return 1
-    pf_sink_files | tail -n 1
+    pf_sink_file_of_last 30
 }
 headers_of() { sed -e 's/\r$//' -e '/^$/q' "$1"; }
 hdr() { headers_of "$2" | grep -i "^$1:" | head -n 1 | sed 's/^[^:]*: *//'; }

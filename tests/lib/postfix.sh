@@ -834,6 +834,22 @@ pf_wait_log() {
     done
 }
 
+# pf_sink_file_of_last [TIMEOUT]: the sink file of the message pf_send
+# last submitted, found by identity, not by arrival order (a delivery that
+# was deferred under load may arrive after a later one): the DATA reply
+# names Postfix's queue id, and Postfix's log line for that id names the
+# sink file ("status=sent (250 2.0.0 Ok: queued as NNNNNN)").
+pf_sink_file_of_last() {
+    _pf_need_init || return 1
+    local qid n
+    qid=$(sed -n 's/.*queued as \([0-9A-Za-z]*\).*/\1/p' "$PF_LAST_REPLY" | tail -n 1)
+    [ -n "$qid" ] || { _pf_die "no queue id in the last reply"; return 1; }
+    pf_wait_log "$qid: to=<.*status=sent \(250 2\.0\.0 Ok: queued as [0-9]+\)" "${1:-30}" || return 1
+    n=$(grep -E "$qid: to=<.*status=sent" "$PF_LOGFILE" | sed -n 's/.*queued as \([0-9]*\)).*/\1/p' | tail -n 1)
+    [ -n "$n" ] && [ -f "$PF_SINKDIR/$n.eml" ] || { _pf_die "sink file $n for $qid missing"; return 1; }
+    echo "$PF_SINKDIR/$n.eml"
+}
+
 # pf_sink_stop / pf_sink_start: stop / restart only the capture sink (to
 # make deliveries defer); the sink keeps its port when it can.
 pf_sink_stop() {

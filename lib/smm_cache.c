@@ -14,6 +14,7 @@
 struct centry {
     char *key;
     STACK_OF(X509) * certs; /* empty = negative */
+    unsigned caps;          /* SMIMECapabilities seen (smm_certblob.h) */
     time_t expires;
     struct centry *hnext;       /* hash chain */
     struct centry *prev, *next; /* LRU list, most recent first */
@@ -149,13 +150,15 @@ static STACK_OF(X509) * copy_certs(STACK_OF(X509) * in)
  */
 int
 smm_cache_get(struct smm_cache *c, const char *addr, time_t now,
-              STACK_OF(X509) * *certs)
+              STACK_OF(X509) * *certs, unsigned *caps)
 {
     char *key = make_key(addr);
     struct centry **slot, *e;
     int rc = 0;
 
     *certs = NULL;
+    if (caps != NULL)
+        *caps = 0;
     if (key == NULL)
         return 0;
     pthread_mutex_lock(&c->lock);
@@ -172,6 +175,8 @@ smm_cache_get(struct smm_cache *c, const char *addr, time_t now,
         if (sk_X509_num(e->certs) > 0) {
             c->st.hits++;
             *certs = copy_certs(e->certs);
+            if (caps != NULL)
+                *caps = e->caps;
             rc = 1;
         } else {
             c->st.negative_hits++;
@@ -186,7 +191,7 @@ smm_cache_get(struct smm_cache *c, const char *addr, time_t now,
 /* Remember certs (NULL or empty = "none") for addr until expires. */
 void
 smm_cache_put(struct smm_cache *c, const char *addr, STACK_OF(X509) * certs,
-              time_t expires)
+              unsigned caps, time_t expires)
 {
     char *key = make_key(addr);
     struct centry **slot, *e;
@@ -199,6 +204,7 @@ smm_cache_put(struct smm_cache *c, const char *addr, STACK_OF(X509) * certs,
     }
     e->key = key;
     e->certs = copy;
+    e->caps = caps;
     e->expires = expires;
     pthread_mutex_lock(&c->lock);
     slot = find_slot(c, key);

@@ -144,3 +144,43 @@ smm_certblob_format(const unsigned char *p, size_t len)
         return "PEM";
     return "MS-TLV";
 }
+
+/* The capabilities a signed PKCS#7 blob advertises (0: none known). */
+unsigned
+smm_certblob_caps(const unsigned char *p, size_t len)
+{
+    const unsigned char *q = p;
+    PKCS7 *p7;
+    STACK_OF(PKCS7_SIGNER_INFO) * sis;
+    STACK_OF(X509_ALGOR) * caps;
+    unsigned out = 0;
+    int i, j, nid;
+
+    if (p == NULL || len == 0 || len > BLOB_MAX || p[0] != 0x30)
+        return 0;
+    if ((p7 = d2i_PKCS7(NULL, &q, (long)len)) == NULL) {
+        ERR_clear_error();
+        return 0;
+    }
+    if (PKCS7_type_is_signed(p7) && (sis = PKCS7_get_signer_info(p7)) != NULL) {
+        for (i = 0; i < sk_PKCS7_SIGNER_INFO_num(sis); i++) {
+            caps = PKCS7_get_smimecap(sk_PKCS7_SIGNER_INFO_value(sis, i));
+            if (caps == NULL)
+                continue;
+            out |= SMM_CAP_KNOWN;
+            for (j = 0; j < sk_X509_ALGOR_num(caps); j++) {
+                const ASN1_OBJECT *obj;
+                X509_ALGOR_get0(&obj, NULL, NULL, sk_X509_ALGOR_value(caps, j));
+                nid = OBJ_obj2nid(obj);
+                if (nid == NID_aes_128_gcm)
+                    out |= SMM_CAP_GCM128;
+                else if (nid == NID_aes_256_gcm)
+                    out |= SMM_CAP_GCM256;
+            }
+            sk_X509_ALGOR_pop_free(caps, X509_ALGOR_free);
+        }
+    }
+    PKCS7_free(p7);
+    ERR_clear_error();
+    return out;
+}

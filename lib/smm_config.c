@@ -99,6 +99,7 @@ static const struct keydef keys[] = {
     {"ArchiveCertificates", K_PATH, OFF(archive_certs), "", NULL},
     {"Cipher", K_ENUM, OFF(cipher), "aes-256-cbc", ciphers},
     {"RSAPadding", K_ENUM, OFF(rsa_oaep), "pkcs1", paddings},
+    {"CipherFromCapabilities", K_BOOL, OFF(cipher_from_caps), "yes", NULL},
     {"SubjectTrigger", K_STR, OFF(subject_trigger), "", NULL},
     {"SplitRecipients", K_BOOL, OFF(split_recipients), "no", NULL},
 };

@@ -82,6 +82,7 @@ struct smm_config {
     int rsa_oaep;                 /* RSAPadding oaep */
     char *subject_trigger;        /* SubjectTrigger ("" = none) */
     int split_recipients;         /* SplitRecipients */
+    int cipher_from_caps;         /* CipherFromCapabilities */
 };
 
 enum { SMM_POLICY_NEVER, SMM_POLICY_OPPORTUNISTIC, SMM_POLICY_MANDATORY };

@@ -12,6 +12,7 @@
 #include <gmime/gmime.h>
 #include <openssl/evp.h>
 
+#include "smm_certblob.h"
 #include "smm_cms.h"
 #include "smm_log.h"
 #include "smm_mime.h"
@@ -232,6 +233,7 @@ struct plan {
     char reason[256];        /* PLAN_MISSING: why no certificate */
     STACK_OF(X509) * recips; /* PLAN_ENCRYPT: recipients' certificates */
     int nrcpt_enc;           /* envelope recipients encrypted to */
+    unsigned caps;           /* capabilities every recipient published */
     struct smm_buf fps;      /* "addr:fingerprint" for the log */
 };
 
@@ -267,6 +269,7 @@ make_plan(const struct smm_state *s, const struct smm_message *m, int trigger,
     smm_status st;
 
     memset(p, 0, sizeof(*p));
+    p->caps = ~0U;
     if ((p->recips = sk_X509_new_null()) == NULL)
         return SMM_ENOMEM;
     for (i = 0; i < m->nrcpts; i++) {
@@ -298,6 +301,7 @@ make_plan(const struct smm_state *s, const struct smm_message *m, int trigger,
             }
         } else {
             p->nrcpt_enc++;
+            p->caps &= l.caps;
             add_fps(p, m->rcpts[i], l.usable);
             for (j = 0; j < sk_X509_num(l.usable); j++) {
                 X509 *x = sk_X509_value(l.usable, j);
@@ -403,9 +407,10 @@ base64_spool(const struct smm_state *s, size_t mem, const unsigned char *der,
 /* Encrypt entity (a MIME entity: its header lines, if any, are in the
  * spool or given by ctype) into an application/pkcs7-mime body. */
 static smm_status
-encrypt_entity(const struct smm_state *s, size_t mem, const char *ctype,
-               struct smm_spool *entity, STACK_OF(X509) * recips,
-               struct smm_spool **outp, struct smm_err *err)
+encrypt_entity(const struct smm_state *s, size_t mem, int cipher,
+               const char *ctype, struct smm_spool *entity,
+               STACK_OF(X509) * recips, struct smm_spool **outp,
+               struct smm_err *err)
 {
     struct smm_spool *whole = NULL;
     BIO *bio = NULL;
@@ -427,8 +432,8 @@ encrypt_entity(const struct smm_state *s, size_t mem, const char *ctype,
         st = err->status;
         goto out;
     }
-    if ((st = smm_cms_encrypt(recips, s->cfg->cipher, s->cfg->rsa_oaep, bio,
-                              &der, &derlen, err)) != SMM_OK)
+    if ((st = smm_cms_encrypt(recips, cipher, s->cfg->rsa_oaep, bio, &der,
+                              &derlen, err)) != SMM_OK)
         goto out;
     st = base64_spool(s, mem, der, derlen, outp, err);
 out:
@@ -453,7 +458,7 @@ run_outbound(const struct smm_state *s, struct smm_message *m,
     struct smm_err serr;
     smm_status st = SMM_OK;
     size_t i, mem = smm_spool_spilled(m->body) ? 0 : s->cfg->max_memory_body;
-    int domain_key = 0, trigger = 0, j;
+    int domain_key = 0, trigger = 0, j, cipher;
 
     memset(&p, 0, sizeof(p));
     if (m->oversize) {
@@ -509,6 +514,14 @@ run_outbound(const struct smm_state *s, struct smm_message *m,
         st = refuse_missing(s, r, &p);
         goto out;
     }
+    /* GCM only for recipients known to read it (Outlook cannot) */
+    cipher = s->cfg->cipher;
+    if (cipher >= SMM_CIPHER_AES128_GCM && s->cfg->cipher_from_caps) {
+        unsigned need =
+            cipher == SMM_CIPHER_AES128_GCM ? SMM_CAP_GCM128 : SMM_CAP_GCM256;
+        if (!(p.caps & SMM_CAP_KNOWN) || !(p.caps & need))
+            cipher = SMM_CIPHER_AES256_CBC;
+    }
     if (k == NULL && p.what != PLAN_ENCRYPT) {
         /* nothing to do to the body */
         r->verdict = "unsigned";
@@ -527,7 +540,7 @@ run_outbound(const struct smm_state *s, struct smm_message *m,
                                        ctype, sizeof(ctype), &serr)) != SMM_OK)
         goto fail;
     if (p.what == PLAN_ENCRYPT) {
-        const char *smime_type = s->cfg->cipher >= SMM_CIPHER_AES128_GCM
+        const char *smime_type = cipher >= SMM_CIPHER_AES128_GCM
                                      ? "authEnveloped-data"
                                      : "enveloped-data";
         char ect[160];
@@ -548,7 +561,7 @@ run_outbound(const struct smm_state *s, struct smm_message *m,
             if (X509_up_ref(x) && !sk_X509_push(p.recips, x))
                 X509_free(x);
         }
-        if ((st = encrypt_entity(s, mem, k != NULL ? ctype : NULL,
+        if ((st = encrypt_entity(s, mem, cipher, k != NULL ? ctype : NULL,
                                  k != NULL ? signedb : canon, p.recips, &out,
                                  &serr)) != SMM_OK)
             goto fail;
@@ -591,10 +604,10 @@ run_outbound(const struct smm_state *s, struct smm_message *m,
     if (p.what == PLAN_ENCRYPT) {
         r->verdict = k != NULL ? "signed+encrypted" : "encrypted";
         smm_buf_printf(&r->log, " encrypted=%d/%zu cipher=%s certs=%s%s",
-                       p.nrcpt_enc, m->nrcpts, smm_cipher_name(s->cfg->cipher),
+                       p.nrcpt_enc, m->nrcpts, smm_cipher_name(cipher),
                        p.fps.data, trigger ? " trigger=subject" : "");
         st = stamp(s, r, "%s; encrypted=%d/%zu; cipher=%s", stampbuf,
-                   p.nrcpt_enc, m->nrcpts, smm_cipher_name(s->cfg->cipher));
+                   p.nrcpt_enc, m->nrcpts, smm_cipher_name(cipher));
     } else {
         r->verdict = "signed";
         smm_buf_printf(&r->log, " encrypted=no (%s)", p.why);

@@ -110,8 +110,9 @@ from_store(const struct smm_state *s, const struct smm_certstore *cs,
 /* LDAP: returns usable count, or -1 on directory error (l->dir_error). */
 static int
 from_ldap(const struct smm_state *s, const char *addr, time_t now,
-          struct smm_lookup *l, STACK_OF(X509) * usable)
+          struct smm_lookup *l, STACK_OF(X509) * usable, unsigned *capsp)
 {
+    unsigned caps = 0;
     struct smm_ldap_result res = {0};
     struct smm_err err;
     STACK_OF(X509) *pool = NULL, *certs;
@@ -153,8 +154,10 @@ from_ldap(const struct smm_state *s, const char *addr, time_t now,
                  res.server != NULL ? res.server : "ldap",
                  res.v[i].dn != NULL ? res.v[i].dn : "", res.v[i].attr,
                  smm_certblob_format(res.v[i].data, res.v[i].len));
-        (void)check_all(s, addr, now, certs, pool, "ldap", origin, l,
-                        is_smime ? u_smime : u_plain);
+        if (check_all(s, addr, now, certs, pool, "ldap", origin, l,
+                      is_smime ? u_smime : u_plain) > 0 &&
+            is_smime)
+            caps |= smm_certblob_caps(res.v[i].data, res.v[i].len);
         sk_X509_pop_free(certs, X509_free);
     }
     /* Outlook's rule: userSMIMECertificate first */
@@ -165,6 +168,8 @@ from_ldap(const struct smm_state *s, const char *addr, time_t now,
             X509_free(x);
     }
     n = sk_X509_num(certs);
+    if (certs == u_smime)
+        *capsp = caps;
 out:
     sk_X509_pop_free(pool, X509_free);
     sk_X509_pop_free(u_smime, X509_free);
@@ -209,7 +214,7 @@ smm_resolve(const struct smm_state *s, const char *addr, time_t now,
     if ((l->usable = sk_X509_new_null()) == NULL)
         return smm_err_set(err, SMM_ENOMEM, "out of memory");
     if (!all && s->cache != NULL &&
-        (hit = smm_cache_get(s->cache, addr, now, &cached)) != 0) {
+        (hit = smm_cache_get(s->cache, addr, now, &cached, &l->caps)) != 0) {
         l->cached = 1;
         l->source = "cache";
         for (i = 0; hit > 0 && i < sk_X509_num(cached); i++) {
@@ -227,9 +232,13 @@ smm_resolve(const struct smm_state *s, const char *addr, time_t now,
     from_store(s, s->certstore, addr, now, "local", l, tmp);
     take(l, tmp, "local");
     if ((all || l->source == NULL) && s->ldap != NULL) {
-        if (from_ldap(s, addr, now, l, tmp) < 0)
+        unsigned caps = 0;
+        int answered = l->source != NULL;
+        if (from_ldap(s, addr, now, l, tmp, &caps) < 0)
             dir_failed = 1;
         take(l, tmp, "ldap");
+        if (!answered && l->source != NULL)
+            l->caps = caps;
     }
     if (all || l->source == NULL) {
         from_store(s, s->harvest, addr, now, "harvested", l, tmp);
@@ -242,7 +251,7 @@ smm_resolve(const struct smm_state *s, const char *addr, time_t now,
         return smm_err_set(err, SMM_ETEMP, "directory lookup for %s failed: %s",
                            addr, l->dir_error);
     if (!all && s->cache != NULL)
-        smm_cache_put(s->cache, addr, l->usable,
+        smm_cache_put(s->cache, addr, l->usable, l->caps,
                       now + (sk_X509_num(l->usable) > 0
                                  ? s->cfg->cache_ttl
                                  : s->cfg->negative_cache_ttl));

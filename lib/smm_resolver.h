@@ -44,6 +44,8 @@ struct smm_lookup {
     STACK_OF(X509) * usable; /* new references, newest first */
     const char *source;      /* where the answer came from, or NULL */
     int cached;              /* answered from the cache */
+    unsigned caps;           /* SMIMECapabilities seen (SMM_CAP_*), 0 if
+                                none were published */
     char *dir_error;         /* the directory's trouble, if any */
 };
 

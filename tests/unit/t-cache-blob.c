@@ -44,6 +44,7 @@ main(void)
     struct smm_cache_stats st;
     char addr[64];
     long pemlen;
+    unsigned caps = 0;
     static const unsigned char junk[] = "\x30\x82\xff\xff garbage";
 
     /* --- formats */
@@ -82,28 +83,30 @@ main(void)
 
     /* --- cache */
     c = smm_cache_new(3);
-    smm_cache_put(c, "a@Example.ORG", sk, 1000);
-    smm_cache_put(c, "none@example.org", NULL, 1000);
-    is_int(smm_cache_get(c, "a@example.org", 500, &got), 1,
+    smm_cache_put(c, "a@Example.ORG", sk, 3, 1000);
+    smm_cache_put(c, "none@example.org", NULL, 0, 1000);
+    is_int(smm_cache_get(c, "a@example.org", 500, &got, &caps), 1,
            "positive hit (domain case-insensitive)");
+    is_int(caps, 3, "capabilities come back with the hit");
     is_int(got != NULL ? sk_X509_num(got) : -1, 2, "both certificates back");
     sk_X509_pop_free(got, X509_free);
-    is_int(smm_cache_get(c, "A@example.org", 500, &got), 0,
+    is_int(smm_cache_get(c, "A@example.org", 500, &got, NULL), 0,
            "local part is exact: miss");
-    is_int(smm_cache_get(c, "none@example.org", 500, &got), -1, "negative hit");
-    is_int(smm_cache_get(c, "a@example.org", 1000, &got), 0,
+    is_int(smm_cache_get(c, "none@example.org", 500, &got, NULL), -1,
+           "negative hit");
+    is_int(smm_cache_get(c, "a@example.org", 1000, &got, NULL), 0,
            "expired entry: miss");
     for (i = 0; i < 5; i++) {
         snprintf(addr, sizeof(addr), "u%d@example.org", i);
-        smm_cache_put(c, addr, sk, 2000);
+        smm_cache_put(c, addr, sk, 0, 2000);
     }
     smm_cache_stats(c, &st);
     is_int(st.entries, 3, "bounded to CacheSize");
     ok(st.evictions >= 2, "least recently used evicted (%lu)", st.evictions);
-    is_int(smm_cache_get(c, "u4@example.org", 1500, &got), 1,
+    is_int(smm_cache_get(c, "u4@example.org", 1500, &got, NULL), 1,
            "newest entry kept");
     sk_X509_pop_free(got, X509_free);
-    is_int(smm_cache_get(c, "u0@example.org", 1500, &got), 0,
+    is_int(smm_cache_get(c, "u0@example.org", 1500, &got, NULL), 0,
            "oldest entry gone");
     smm_cache_stats(c, &st);
     ok(st.hits == 2 && st.negative_hits == 1 && st.misses >= 3,

@@ -214,7 +214,7 @@ tap_check "RSAPadding oaep + EC recipient: bob decrypts" -- dec oaepec bob
 
 # ------------------------------------------------------------ ciphers
 for c in aes-128-cbc aes-192-cbc aes-256-cbc aes-128-gcm aes-256-gcm; do
-    cc=$(conf "c-$c" Cipher "$c")
+    cc=$(conf "c-$c" Cipher "$c" CipherFromCapabilities no)
     proc "c-$c" "$cc" alice@example.org "$T/msg.eml" bob@example.net
     tap_is "$rc" 0 "Cipher $c: delivered"
     tap_is "$(hdr X-SMIME-Milter "$T/c-$c.out")" "signed=alice@example.org; encrypted=1/1; cipher=$c" "Cipher $c: stamp"
@@ -249,6 +249,11 @@ perl -e 'local $/; my $d = <STDIN>; my ($h, $b) = split /\r?\n\r?\n/, $d, 2;
          my $p = int(length($l[$i]) / 2); my $ch = substr($l[$i], $p, 1);
          substr($l[$i], $p, 1) = ($ch eq "A" ? "B" : "A");
          print "$h\n\n", join("\n", @l), "\n";' <"$T/c-aes-256-gcm.out" >"$T/gcm-bad.out"
+# with CipherFromCapabilities (the default) GCM needs published support:
+# a local store publishes none, so the message falls back to AES-256-CBC
+cc=$(conf "c-caps" Cipher aes-256-gcm)
+proc c-caps "$cc" alice@example.org "$T/msg.eml" bob@example.net
+tap_is "$(hdr X-SMIME-Milter "$T/c-caps.out")" "signed=alice@example.org; encrypted=1/1; cipher=aes-256-cbc" "GCM without known support: falls back to aes-256-cbc"
 tap_not "aes-256-gcm: a damaged message does not decrypt" -- \
     smime_decrypt_openssl "$T/gcm-bad.out" "$P/bob.crt" "$P/bob.key" "$T/x.dec"
 

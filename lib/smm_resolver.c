@@ -258,6 +258,13 @@ smm_resolve(const struct smm_state *s, const char *addr, time_t now,
     return SMM_OK;
 }
 
+/* How many usable certificates the lookup found. */
+int
+smm_lookup_usable(const struct smm_lookup *l)
+{
+    return l->usable != NULL ? sk_X509_num(l->usable) : 0;
+}
+
 void
 smm_lookup_free(struct smm_lookup *l)
 {

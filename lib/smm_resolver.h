@@ -51,6 +51,7 @@ struct smm_lookup {
 
 smm_status smm_resolve(const struct smm_state *, const char *, time_t, unsigned,
                        struct smm_lookup *, struct smm_err *);
+int smm_lookup_usable(const struct smm_lookup *);
 void smm_lookup_free(struct smm_lookup *);
 
 #endif

@@ -5,11 +5,27 @@
 
 #include <stdlib.h>
 
+#include <gmime/gmime.h>
+
 #include "smm_cache.h"
 #include "smm_certstore.h"
+#include "smm_cms.h"
 #include "smm_ldap.h"
 #include "smm_policy.h"
 #include "smm_state.h"
+
+smm_status
+smm_init(struct smm_err *err)
+{
+    g_mime_init();
+    return smm_crypto_init(err);
+}
+
+void
+smm_done(void)
+{
+    smm_crypto_done();
+}
 
 smm_status
 smm_state_load(const char *conffile, struct smm_state **out,

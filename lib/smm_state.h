@@ -9,7 +9,11 @@
  * a reload (which swaps in a new snapshot) never mixes old and new state
  * within one message.  Everything is read-only but the certificate cache
  * and the LDAP connection pool, which lock internally; a reload starts
- * with an empty cache.  ref/unref are thread-safe (atomic).
+ * with an empty cache.
+ *
+ * smm_init() once in main(), before threads: GMime and the OpenSSL
+ * providers; smm_done() at exit.  Programs outside lib/ call these rather
+ * than GMime or OpenSSL themselves.  ref/unref are thread-safe (atomic).
  */
 #ifndef SMM_STATE_H
 #define SMM_STATE_H
@@ -40,6 +44,8 @@ struct smm_state {
     STACK_OF(X509) * archive;        /* ArchiveCertificates */
 };
 
+smm_status smm_init(struct smm_err *);
+void smm_done(void);
 smm_status smm_state_load(const char *, struct smm_state **, struct smm_diag *,
                           struct smm_err *);
 struct smm_state *smm_state_ref(struct smm_state *);

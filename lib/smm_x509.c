@@ -177,6 +177,19 @@ smm_x509_name_oneline(const X509_NAME *n)
     return out;
 }
 
+/* The subject and issuer as one line; the caller frees them. */
+char *
+smm_x509_subject(X509 *x)
+{
+    return smm_x509_name_oneline(X509_get_subject_name(x));
+}
+
+char *
+smm_x509_issuer(X509 *x)
+{
+    return smm_x509_name_oneline(X509_get_issuer_name(x));
+}
+
 /* SHA-256 fingerprint, lower-case hex without separators. */
 char *
 smm_x509_fingerprint(X509 *x)

@@ -30,6 +30,8 @@ time_t smm_x509_not_before(X509 *);
 time_t smm_x509_not_after(X509 *);
 char *smm_x509_serial_hex(X509 *);
 char *smm_x509_name_oneline(const X509_NAME *);
+char *smm_x509_subject(X509 *);
+char *smm_x509_issuer(X509 *);
 char *smm_x509_fingerprint(X509 *);
 int smm_addr_equal(const char *, const char *);
 int smm_addr_is_domain(const char *);

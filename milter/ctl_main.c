@@ -16,9 +16,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <gmime/gmime.h>
-
-#include "smm_cms.h"
 #include "smm_keystore.h"
 #include "smm_log.h"
 #include "smm_message.h"
@@ -212,6 +209,28 @@ out:
     return rc;
 }
 
+/* The options keys and lookup share: --now EPOCH, -c/--config FILE. */
+static void
+parse_now_config(int argc, char **argv, const char **conffile, time_t *now)
+{
+    static const struct option opts[] = {
+        {"now", required_argument, NULL, 'n'},
+        {"config", required_argument, NULL, 'c'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
+        if (c == 'n')
+            *now = parse_epoch(optarg);
+        else if (c == 'c')
+            *conffile = optarg;
+        else
+            usage();
+    }
+}
+
 static void
 fmt_time(time_t t, char *buf, size_t sz)
 {
@@ -228,22 +247,8 @@ cmd_keys(const char *conffile, int argc, char **argv)
     size_t i, j, warn = 0;
     time_t now = time(NULL);
     char nb[16], na[16];
-    int c;
-    static const struct option opts[] = {
-        {"now", required_argument, NULL, 'n'},
-        {"config", required_argument, NULL, 'c'},
-        {NULL, 0, NULL, 0},
-    };
 
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
-        if (c == 'n')
-            now = parse_epoch(optarg);
-        else if (c == 'c')
-            conffile = optarg;
-        else
-            usage();
-    }
+    parse_now_config(argc, argv, &conffile, &now);
     if ((s = load_state(conffile, 0)) == NULL)
         return 1;
     printf("%-32s %-12s %-24s %-10s %-10s %s\n", "ADDRESS", "USAGE", "SERIAL",
@@ -292,8 +297,8 @@ cmd_keys(const char *conffile, int argc, char **argv)
 static void
 print_candidate(const char *addr, const struct smm_candidate *c)
 {
-    char *subj = smm_x509_name_oneline(X509_get_subject_name(c->cert));
-    char *iss = smm_x509_name_oneline(X509_get_issuer_name(c->cert));
+    char *subj = smm_x509_subject(c->cert);
+    char *iss = smm_x509_issuer(c->cert);
     char *serial = smm_x509_serial_hex(c->cert);
     char *fp = smm_x509_fingerprint(c->cert);
     char na[16];
@@ -317,27 +322,14 @@ print_candidate(const char *addr, const struct smm_candidate *c)
 static int
 cmd_lookup(const char *conffile, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"now", required_argument, NULL, 'n'},
-        {"config", required_argument, NULL, 'c'},
-        {NULL, 0, NULL, 0},
-    };
     struct smm_state *s;
     struct smm_lookup l;
     struct smm_err err;
     time_t now = time(NULL);
-    int c, i, rc = 0;
+    int i, rc = 0;
     size_t j;
 
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
-        if (c == 'n')
-            now = parse_epoch(optarg);
-        else if (c == 'c')
-            conffile = optarg;
-        else
-            usage();
-    }
+    parse_now_config(argc, argv, &conffile, &now);
     if (optind >= argc)
         usage();
     if ((s = load_state(conffile, 1)) == NULL)
@@ -351,14 +343,14 @@ cmd_lookup(const char *conffile, int argc, char **argv)
         if (st != SMM_OK) {
             printf("%s: temporary failure: %s\n", argv[i], err.msg);
             rc = 2;
-        } else if (sk_X509_num(l.usable) == 0) {
+        } else if (smm_lookup_usable(&l) == 0) {
             printf("%s: no usable certificate (%zu candidates refused)\n",
                    argv[i], l.n);
             if (rc == 0)
                 rc = 1;
         } else {
             printf("%s: %d usable certificate%s (source: %s)\n", argv[i],
-                   sk_X509_num(l.usable), sk_X509_num(l.usable) > 1 ? "s" : "",
+                   smm_lookup_usable(&l), smm_lookup_usable(&l) > 1 ? "s" : "",
                    l.source);
         }
         smm_lookup_free(&l);
@@ -384,26 +376,25 @@ main(int argc, char **argv)
     }
     if (i >= argc)
         usage();
-    g_mime_init();
     (void)signal(SIGPIPE, SIG_IGN); /* libldap may write to a closed socket */
     smm_log_set(log_stderr, NULL, SMM_LOG_WARNING);
-    if (smm_crypto_init(&err) != SMM_OK) {
+    if (smm_init(&err) != SMM_OK) {
         fprintf(stderr, "%s: %s\n", progname, err.msg);
         return 1;
     }
     if (strcmp(argv[i], "process") == 0) {
         int rc = cmd_process(conffile, argc - i, argv + i);
-        smm_crypto_done();
+        smm_done();
         return rc;
     }
     if (strcmp(argv[i], "lookup") == 0) {
         int rc = cmd_lookup(conffile, argc - i, argv + i);
-        smm_crypto_done();
+        smm_done();
         return rc;
     }
     if (strcmp(argv[i], "keys") == 0) {
         int rc = cmd_keys(conffile, argc - i, argv + i);
-        smm_crypto_done();
+        smm_done();
         return rc;
     }
     fprintf(stderr, "%s: unknown command \"%s\"\n", progname, argv[i]);

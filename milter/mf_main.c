@@ -35,10 +35,7 @@
 #include <sys/prctl.h>
 #endif
 
-#include <gmime/gmime.h>
-
 #include "mf.h"
-#include "smm_cms.h"
 #include "smm_ldap.h"
 #include "smm_log.h"
 
@@ -521,8 +518,7 @@ main(int argc, char **argv)
         conffile = abspath;
     use_stderr = 1;
     smm_log_set(mf_log_line, NULL, SMM_LOG_INFO);
-    g_mime_init();
-    if (smm_crypto_init(&err) != SMM_OK) {
+    if (smm_init(&err) != SMM_OK) {
         fprintf(stderr, "%s: %s\n", progname, err.msg);
         return 1;
     }

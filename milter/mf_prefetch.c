@@ -32,7 +32,6 @@ static pthread_mutex_t pf_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t pf_cond = PTHREAD_COND_INITIALIZER;
 static struct job pf_q[PF_QUEUE];
 static size_t pf_head, pf_len;
-static unsigned long pf_done, pf_dropped;
 
 static void *
 worker(void *arg)
@@ -54,14 +53,11 @@ worker(void *arg)
             smm_log(SMM_LOG_DEBUG, "prefetch %s: %s", j.addr, err.msg);
         else
             smm_log(SMM_LOG_DEBUG, "prefetch %s: %d usable (%s)", j.addr,
-                    sk_X509_num(l.usable),
+                    smm_lookup_usable(&l),
                     l.source != NULL ? l.source : "none");
         smm_lookup_free(&l);
         smm_state_unref(j.state);
         free(j.addr);
-        pthread_mutex_lock(&pf_lock);
-        pf_done++;
-        pthread_mutex_unlock(&pf_lock);
     }
     return NULL;
 }
@@ -92,8 +88,8 @@ mf_prefetch(struct smm_state *s, const char *addr)
         return;
     pthread_mutex_lock(&pf_lock);
     if (pf_len == PF_QUEUE) {
-        pf_dropped++;
         pthread_mutex_unlock(&pf_lock);
+        smm_log(SMM_LOG_DEBUG, "prefetch queue full: %s not prefetched", a);
         free(a);
         return;
     }

@@ -67,19 +67,6 @@ smm_buf_printf(struct smm_buf *b, const char *fmt, ...)
     return SMM_OK;
 }
 
-/* Hand the storage to the caller (free() it); the buffer is left empty. */
-char *
-smm_buf_steal(struct smm_buf *b)
-{
-    char *p = b->data;
-
-    if (p == NULL)
-        p = strdup("");
-    b->data = NULL;
-    b->len = b->cap = 0;
-    return p;
-}
-
 void
 smm_buf_reset(struct smm_buf *b)
 {

@@ -21,7 +21,6 @@ smm_status smm_buf_append(struct smm_buf *, const void *, size_t);
 smm_status smm_buf_puts(struct smm_buf *, const char *);
 smm_status smm_buf_printf(struct smm_buf *, const char *, ...)
     __attribute__((format(printf, 2, 3)));
-char *smm_buf_steal(struct smm_buf *);
 void smm_buf_reset(struct smm_buf *);
 void smm_buf_free(struct smm_buf *);
 

@@ -121,12 +121,6 @@ smm_policy_parse(const char *v)
     return -1;
 }
 
-const char *
-smm_policy_name(int p)
-{
-    return p >= 0 && p <= SMM_POLICY_MANDATORY ? policies[p] : "?";
-}
-
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
 static const char *const facilities[] = {
@@ -144,12 +138,6 @@ const char *
 smm_config_key_name(int i)
 {
     return i >= 0 && (size_t)i < NKEYS ? keys[i].name : NULL;
-}
-
-const char *
-smm_config_key_default(int i)
-{
-    return i >= 0 && (size_t)i < NKEYS ? keys[i].def : NULL;
 }
 
 /* Split a list value on white space and commas. */

@@ -98,7 +98,6 @@ enum {
 
 const char *smm_cipher_name(int);
 int smm_policy_parse(const char *);
-const char *smm_policy_name(int);
 
 smm_status smm_config_load(const char *, struct smm_config **,
                            struct smm_err *);
@@ -107,6 +106,5 @@ void smm_config_free(struct smm_config *);
 void smm_strlist_free(struct smm_strlist *);
 int smm_config_key_count(void);
 const char *smm_config_key_name(int);
-const char *smm_config_key_default(int);
 
 #endif

@@ -60,15 +60,6 @@ smm_err_ossl(struct smm_err *err, smm_status st, const char *fmt, ...)
 }
 
 void
-smm_err_clear(struct smm_err *err)
-{
-    if (err != NULL) {
-        err->status = SMM_OK;
-        err->msg[0] = '\0';
-    }
-}
-
-void
 smm_ossl_clear(void)
 {
     ERR_clear_error();

@@ -38,7 +38,6 @@ smm_status smm_err_set(struct smm_err *, smm_status, const char *, ...)
     __attribute__((format(printf, 3, 4)));
 smm_status smm_err_ossl(struct smm_err *, smm_status, const char *, ...)
     __attribute__((format(printf, 3, 4)));
-void smm_err_clear(struct smm_err *);
 void smm_ossl_clear(void);
 const char *smm_status_str(smm_status);
 int smm_status_is_temp(smm_status);

@@ -22,12 +22,6 @@ smm_log_set(smm_log_fn *fn, void *arg, int maxlevel)
     log_max = maxlevel;
 }
 
-int
-smm_log_level(void)
-{
-    return log_max;
-}
-
 void
 smm_log(int level, const char *fmt, ...)
 {

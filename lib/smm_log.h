@@ -24,7 +24,6 @@ enum {
 typedef void smm_log_fn(int level, const char *line, void *arg);
 
 void smm_log_set(smm_log_fn *, void *, int);
-int smm_log_level(void);
 void smm_log(int, const char *, ...) __attribute__((format(printf, 2, 3)));
 char *smm_log_escape(char *, size_t, const char *);
 int smm_log_level_parse(const char *);

@@ -159,19 +159,6 @@ smm_spool_pread(struct smm_spool *sp, void *buf, size_t n, size_t off)
     return r;
 }
 
-smm_status
-smm_spool_truncate(struct smm_spool *sp, struct smm_err *err)
-{
-    if (sp->mem != NULL) {
-        g_byte_array_set_size(sp->mem, 0);
-    } else if (ftruncate(sp->fd, 0) != 0) {
-        return smm_err_set(err, SMM_EIO, "truncate temp file: %s",
-                           strerror(errno));
-    }
-    sp->len = 0;
-    return SMM_OK;
-}
-
 /* A new descriptor for the temp file (the offset is shared), rewound. */
 static int
 dup_at_start(struct smm_spool *sp, struct smm_err *err)

@@ -33,7 +33,6 @@ smm_status smm_spool_write(struct smm_spool *, const void *, size_t,
 size_t smm_spool_len(struct smm_spool *);
 int smm_spool_spilled(const struct smm_spool *);
 ssize_t smm_spool_pread(struct smm_spool *, void *, size_t, size_t);
-smm_status smm_spool_truncate(struct smm_spool *, struct smm_err *);
 GMimeStream *smm_spool_gmime_stream(struct smm_spool *, struct smm_err *);
 BIO *smm_spool_bio(struct smm_spool *, struct smm_err *);
 smm_status smm_spool_copy(struct smm_spool *, struct smm_spool *,

@@ -13,9 +13,11 @@
 # shellcheck source=lib/slapd.sh
 . "$SRCDIR/tests/lib/slapd.sh"
 
+# contrib/install-deps.sh installs both: missing means a broken install
 command -v slapd >/dev/null 2>&1 || [ -x /usr/sbin/slapd ] ||
-    tap_skip_all "slapd is not installed"
-command -v ldapsearch >/dev/null 2>&1 || tap_skip_all "ldap-utils are not installed"
+    { echo "Bail out! slapd is not installed (contrib/install-deps.sh)"; exit 1; }
+command -v ldapsearch >/dev/null 2>&1 ||
+    { echo "Bail out! ldap-utils are not installed (contrib/install-deps.sh)"; exit 1; }
 
 at_exit 'ldap_stop_all >/dev/null 2>&1'
 P=$T/pki

@@ -359,9 +359,17 @@ if command -v gpgsm >/dev/null 2>&1; then
         if [ "${2:-}" = p12 ]; then
             # need the secret key to have arrived: IMPORT_RES fields 11/12
             # (sec_imported / sec_dups) -- gpgsm does not set IMPORT_OK's
-            # secret-key flag (16).  Under heavy load the agent sometimes
-            # fails the first time: restart it and try again.
-            for try in 1 2 3; do
+            # secret-key flag (16).  gpgsm 2.2.40 now and then decrypts a
+            # valid -legacy PKCS#12 key bag to garbage ("decryption failed;
+            # trying charset ..."), and always for that same file: export
+            # it again (new salt and IV), restart the agent, try again.
+            for try in 1 2 3 4 5; do
+                if [ "$try" -gt 1 ]; then
+                    openssl pkcs12 -export -legacy -inkey "${1%.p12}.key" \
+                        -in "${1%.p12}.crt" -certfile "$OUT/inter.crt" \
+                        -passout "pass:$PASS" -out "$1" 2>>"$WORK/err" || :
+                    chmod 0600 "$1"
+                fi
                 gpgsm --homedir "$G" --batch --status-fd 1 \
                     --pinentry-mode loopback --passphrase-fd 0 \
                     --import "$1" <"$OUT/passphrase" \
@@ -369,7 +377,6 @@ if command -v gpgsm >/dev/null 2>&1; then
                 awk '$1=="[GNUPG:]" && $2=="IMPORT_RES" && $13+$14>0 {f=1}
                      END {exit !f}' "$WORK/gst" && break
                 GNUPGHOME=$G gpgconf --kill gpg-agent 2>/dev/null || :
-                sleep "$try"
             done
             if ! awk '$1=="[GNUPG:]" && $2=="IMPORT_RES" && $13+$14>0 {f=1}
                       END {exit !f}' "$WORK/gst"; then

@@ -222,6 +222,25 @@ smm_cache_put(struct smm_cache *c, const char *addr, STACK_OF(X509) * certs,
     pthread_mutex_unlock(&c->lock);
 }
 
+/* Drop what is known about addr (a certificate was just harvested). */
+void
+smm_cache_forget(struct smm_cache *c, const char *addr)
+{
+    char *key = make_key(addr);
+    struct centry **slot;
+
+    if (c == NULL || key == NULL) {
+        free(key);
+        return;
+    }
+    pthread_mutex_lock(&c->lock);
+    slot = find_slot(c, key);
+    if (*slot != NULL)
+        remove_entry(c, slot);
+    pthread_mutex_unlock(&c->lock);
+    free(key);
+}
+
 void
 smm_cache_stats(struct smm_cache *c, struct smm_cache_stats *out)
 {

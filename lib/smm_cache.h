@@ -31,6 +31,7 @@ int smm_cache_get(struct smm_cache *, const char *, time_t, STACK_OF(X509) **,
                   unsigned *);
 void smm_cache_put(struct smm_cache *, const char *, STACK_OF(X509) *, unsigned,
                    time_t);
+void smm_cache_forget(struct smm_cache *, const char *);
 void smm_cache_stats(struct smm_cache *, struct smm_cache_stats *);
 void smm_cache_free(struct smm_cache *);
 

@@ -146,6 +146,25 @@ smm_certblob_format(const unsigned char *p, size_t len)
 }
 
 /* The capabilities a signed PKCS#7 blob advertises (0: none known). */
+/* The SMM_CAP_* bits of an SMIMECapabilities list. */
+unsigned
+smm_smimecaps_bits(const STACK_OF(X509_ALGOR) * caps)
+{
+    unsigned out = SMM_CAP_KNOWN;
+    int j, nid;
+
+    for (j = 0; j < sk_X509_ALGOR_num(caps); j++) {
+        const ASN1_OBJECT *obj;
+        X509_ALGOR_get0(&obj, NULL, NULL, sk_X509_ALGOR_value(caps, j));
+        nid = OBJ_obj2nid(obj);
+        if (nid == NID_aes_128_gcm)
+            out |= SMM_CAP_GCM128;
+        else if (nid == NID_aes_256_gcm)
+            out |= SMM_CAP_GCM256;
+    }
+    return out;
+}
+
 unsigned
 smm_certblob_caps(const unsigned char *p, size_t len)
 {
@@ -154,7 +173,7 @@ smm_certblob_caps(const unsigned char *p, size_t len)
     STACK_OF(PKCS7_SIGNER_INFO) * sis;
     STACK_OF(X509_ALGOR) * caps;
     unsigned out = 0;
-    int i, j, nid;
+    int i;
 
     if (p == NULL || len == 0 || len > BLOB_MAX || p[0] != 0x30)
         return 0;
@@ -167,16 +186,7 @@ smm_certblob_caps(const unsigned char *p, size_t len)
             caps = PKCS7_get_smimecap(sk_PKCS7_SIGNER_INFO_value(sis, i));
             if (caps == NULL)
                 continue;
-            out |= SMM_CAP_KNOWN;
-            for (j = 0; j < sk_X509_ALGOR_num(caps); j++) {
-                const ASN1_OBJECT *obj;
-                X509_ALGOR_get0(&obj, NULL, NULL, sk_X509_ALGOR_value(caps, j));
-                nid = OBJ_obj2nid(obj);
-                if (nid == NID_aes_128_gcm)
-                    out |= SMM_CAP_GCM128;
-                else if (nid == NID_aes_256_gcm)
-                    out |= SMM_CAP_GCM256;
-            }
+            out |= smm_smimecaps_bits(caps);
             sk_X509_ALGOR_pop_free(caps, X509_ALGOR_free);
         }
     }

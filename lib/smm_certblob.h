@@ -28,6 +28,7 @@
 #define SMM_CAP_GCM256 0x04 /* id-aes256-GCM */
 
 int smm_certblob_parse(const unsigned char *, size_t, STACK_OF(X509) *);
+unsigned smm_smimecaps_bits(const STACK_OF(X509_ALGOR) *);
 unsigned smm_certblob_caps(const unsigned char *, size_t);
 const char *smm_certblob_format(const unsigned char *, size_t);
 

@@ -75,29 +75,6 @@ key_check(X509 *x, int min_bits, char *buf, size_t sz)
     }
 }
 
-/* A CRL from CRLs that revokes x (its issuer is chain[1]). */
-static int
-is_revoked(const struct smm_trust *t, X509 *x, X509 *issuer)
-{
-    X509_REVOKED *rev = NULL;
-    int i;
-
-    for (i = 0; t->crls != NULL && i < sk_X509_CRL_num(t->crls); i++) {
-        X509_CRL *crl = sk_X509_CRL_value(t->crls, i);
-        if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_issuer_name(x)) !=
-            0)
-            continue;
-        if (issuer != NULL &&
-            X509_CRL_verify(crl, X509_get0_pubkey(issuer)) != 1) {
-            ERR_clear_error();
-            continue; /* not signed by this certificate's issuer */
-        }
-        if (X509_CRL_get0_by_cert(crl, &rev, x) == 1)
-            return 1;
-    }
-    return 0;
-}
-
 const char *
 smm_certsel_check(X509 *x, const char *addr, STACK_OF(X509) * untrusted,
                   const struct smm_certsel_opts *o, char *buf, size_t sz)
@@ -147,7 +124,7 @@ smm_certsel_check(X509 *x, const char *addr, STACK_OF(X509) * untrusted,
     if (ok && (chain = X509_STORE_CTX_get0_chain(ctx)) != NULL &&
         sk_X509_num(chain) > 1)
         issuer = sk_X509_value(chain, 1);
-    revoked = is_revoked(o->trust, x, issuer);
+    revoked = smm_trust_revoked(o->trust, x, issuer);
     X509_STORE_CTX_free(ctx);
     ERR_clear_error();
     return revoked ? "revoked" : NULL;

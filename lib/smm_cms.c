@@ -3,6 +3,9 @@
  */
 #include "config.h"
 
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/asn1.h>
@@ -13,7 +16,9 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include "smm_certblob.h"
 #include "smm_cms.h"
+#include "smm_x509.h"
 #include "smm_log.h"
 
 /* id-aa-encrypKeyPref (RFC 8551 2.5.3) */
@@ -254,5 +259,471 @@ smm_cms_encrypt(STACK_OF(X509) * recips, int cipher, int oaep, BIO *content,
     *derlen = (size_t)len;
 out:
     CMS_ContentInfo_free(cms);
+    return st;
+}
+
+/* ------------------------------------------------------------------ */
+/* inbound: parse, decrypt, verify                                     */
+
+/* id-aa-encrypKeyPref (above) and Microsoft's older equivalent */
+#define OID_MS_ENCRYPT_KEY_PREF "1.3.6.1.4.1.311.16.4"
+
+CMS_ContentInfo *
+smm_cms_parse(const unsigned char *der, size_t len, enum smm_cms_kind *kind,
+              struct smm_err *err)
+{
+    const unsigned char *p = der;
+    CMS_ContentInfo *cms;
+
+    ERR_clear_error();
+    if (len > LONG_MAX ||
+        (cms = d2i_CMS_ContentInfo(NULL, &p, (long)len)) == NULL) {
+        smm_err_ossl(err, SMM_EPARSE, "not a CMS object");
+        return NULL;
+    }
+    switch (OBJ_obj2nid(CMS_get0_type(cms))) {
+    case NID_pkcs7_enveloped:
+        *kind = SMM_CMS_ENVELOPED;
+        break;
+    case NID_id_smime_ct_authEnvelopedData:
+        *kind = SMM_CMS_AUTH_ENVELOPED;
+        break;
+    case NID_pkcs7_signed:
+        *kind = sk_CMS_SignerInfo_num(CMS_get0_SignerInfos(cms)) > 0
+                    ? SMM_CMS_SIGNED
+                    : SMM_CMS_CERTS_ONLY;
+        break;
+    default:
+        *kind = SMM_CMS_OTHER;
+        break;
+    }
+    return cms;
+}
+
+/*
+ * The content-encryption algorithm of (Auth)EnvelopedData, read from the
+ * DER: ContentInfo { OID, [0] { version, [0] originatorInfo OPTIONAL,
+ * SET recipientInfos, SEQUENCE encryptedContentInfo { OID,
+ * AlgorithmIdentifier { OID ... } } } }.  OpenSSL has no getter.
+ */
+void
+smm_cms_cipher_name(const unsigned char *der, size_t len, char *buf, size_t sz)
+{
+    const unsigned char *p = der, *end = der + len;
+    long l;
+    int tag, cls, i;
+    ASN1_OBJECT *obj = NULL;
+
+    snprintf(buf, sz, "unknown");
+    /* ContentInfo SEQUENCE, contentType OID, [0], inner SEQUENCE */
+    if (ASN1_get_object(&p, &l, &tag, &cls, end - p) & 0x80)
+        return;
+    if (ASN1_get_object(&p, &l, &tag, &cls, end - p) & 0x80 ||
+        tag != V_ASN1_OBJECT)
+        return;
+    p += l;
+    if (ASN1_get_object(&p, &l, &tag, &cls, end - p) & 0x80 ||
+        ASN1_get_object(&p, &l, &tag, &cls, end - p) & 0x80)
+        return;
+    /* version; skip fields until the encryptedContentInfo SEQUENCE */
+    for (i = 0; i < 4 && p < end; i++) {
+        const unsigned char *q = p;
+        if (ASN1_get_object(&q, &l, &tag, &cls, end - q) & 0x80)
+            return;
+        if (cls == V_ASN1_UNIVERSAL && tag == V_ASN1_SEQUENCE) {
+            p = q;
+            if (ASN1_get_object(&p, &l, &tag, &cls, end - p) & 0x80 ||
+                tag != V_ASN1_OBJECT)
+                return;
+            p += l; /* contentType */
+            if (ASN1_get_object(&p, &l, &tag, &cls, end - p) & 0x80 ||
+                tag != V_ASN1_SEQUENCE)
+                return;
+            if ((obj = d2i_ASN1_OBJECT(NULL, &p, end - p)) != NULL) {
+                int nid = OBJ_obj2nid(obj);
+                const char *ln = nid != NID_undef ? OBJ_nid2ln(nid) : NULL;
+                if (ln != NULL)
+                    snprintf(buf, sz, "%s", ln);
+                else
+                    OBJ_obj2txt(buf, (int)sz, obj, 1);
+                ASN1_OBJECT_free(obj);
+            }
+            ERR_clear_error();
+            return;
+        }
+        p = q + l; /* INTEGER, [0] originatorInfo, SET recipientInfos */
+    }
+    ERR_clear_error();
+}
+
+/*
+ * Decrypt cms (EnvelopedData or AuthEnvelopedData) with a key of the
+ * store named by one of its RecipientInfos; the content goes to out.
+ * SMM_ENOCERT when no key fits, SMM_EPARSE when a fitting key fails (a
+ * damaged message).
+ */
+smm_status
+smm_cms_decrypt(CMS_ContentInfo *cms, const struct smm_keystore *ks, BIO *out,
+                const struct smm_key **used, struct smm_err *err)
+{
+    STACK_OF(CMS_RecipientInfo) *ris = CMS_get0_RecipientInfos(cms);
+    const struct smm_key *k;
+    ASN1_OCTET_STRING *keyid;
+    X509_NAME *issuer;
+    ASN1_INTEGER *serial;
+    int i, j, tried = 0;
+
+    *used = NULL;
+    for (i = 0; i < sk_CMS_RecipientInfo_num(ris); i++) {
+        CMS_RecipientInfo *ri = sk_CMS_RecipientInfo_value(ris, i);
+        STACK_OF(CMS_RecipientEncryptedKey) *reks = NULL;
+        int nids = 1;
+
+        if (CMS_RecipientInfo_type(ri) == CMS_RECIPINFO_AGREE) {
+            if ((reks = CMS_RecipientInfo_kari_get0_reks(ri)) == NULL)
+                continue;
+            nids = sk_CMS_RecipientEncryptedKey_num(reks);
+        } else if (CMS_RecipientInfo_type(ri) != CMS_RECIPINFO_TRANS) {
+            continue;
+        }
+        for (j = 0; j < nids; j++) {
+            size_t it = 0;
+            keyid = NULL;
+            issuer = NULL;
+            serial = NULL;
+            if (reks != NULL) {
+                if (!CMS_RecipientEncryptedKey_get0_id(
+                        sk_CMS_RecipientEncryptedKey_value(reks, j), &keyid,
+                        NULL, NULL, &issuer, &serial))
+                    continue;
+            } else if (!CMS_RecipientInfo_ktri_get0_signer_id(
+                           ri, &keyid, &issuer, &serial)) {
+                continue;
+            }
+            while ((k = smm_keystore_recipient(ks, keyid, issuer, serial,
+                                               &it)) != NULL) {
+                tried++;
+                ERR_clear_error();
+                if (CMS_decrypt_set1_pkey_and_peer(cms, k->pkey, k->cert,
+                                                   NULL) == 1 &&
+                    CMS_decrypt(cms, NULL, NULL, NULL, out, CMS_BINARY) == 1) {
+                    *used = k;
+                    return SMM_OK;
+                }
+            }
+        }
+    }
+    if (tried > 0)
+        return smm_err_ossl(err, SMM_EPARSE,
+                            "decryption with the matching key failed");
+    ERR_clear_error();
+    return smm_err_set(err, SMM_ENOCERT, "no key for any of its %d recipients",
+                       sk_CMS_RecipientInfo_num(ris));
+}
+
+static const char *const sig_names[] = {
+    "pass", "policy", "neutral", "fail", "permerror", "temperror", "none"};
+
+const char *
+smm_sig_result_name(enum smm_sig_result r)
+{
+    return (unsigned)r < sizeof(sig_names) / sizeof(sig_names[0]) ? sig_names[r]
+                                                                  : "temperror";
+}
+
+void
+smm_sig_clear(struct smm_sig *s)
+{
+    X509_free(s->signer);
+    X509_free(s->enc_cert);
+    sk_X509_pop_free(s->certs, X509_free);
+    memset(s, 0, sizeof(*s));
+}
+
+static enum smm_sig_result sig_set(struct smm_sig *s, enum smm_sig_result r,
+                                   const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static enum smm_sig_result
+sig_set(struct smm_sig *s, enum smm_sig_result r, const char *fmt, ...)
+{
+    va_list ap;
+
+    s->result = r;
+    va_start(ap, fmt);
+    vsnprintf(s->reason, sizeof(s->reason), fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+/* The certificate named by an SMIMEEncryptionKeyPreference (RFC 8551
+ * 2.5.3, [0] IMPLICIT IssuerAndSerialNumber) or Microsoft's variant (a
+ * plain IssuerAndSerialNumber), among certs; a new reference or NULL. */
+static X509 *
+enc_key_pref(CMS_SignerInfo *si, STACK_OF(X509) * certs)
+{
+    static const char *const oids[] = {OID_ENCRYPT_KEY_PREF,
+                                       OID_MS_ENCRYPT_KEY_PREF};
+    X509_ATTRIBUTE *attr;
+    ASN1_TYPE *t;
+    ASN1_OBJECT *obj;
+    X509_NAME *name = NULL;
+    ASN1_INTEGER *serial = NULL;
+    X509 *found = NULL;
+    const unsigned char *p, *end;
+    long l;
+    int tag, cls, i, idx;
+    size_t o;
+
+    for (o = 0; found == NULL && o < sizeof(oids) / sizeof(oids[0]); o++) {
+        if ((obj = OBJ_txt2obj(oids[o], 1)) == NULL)
+            break;
+        idx = CMS_signed_get_attr_by_OBJ(si, obj, -1);
+        ASN1_OBJECT_free(obj);
+        if (idx < 0 || (attr = CMS_signed_get_attr(si, idx)) == NULL ||
+            (t = X509_ATTRIBUTE_get0_type(attr, 0)) == NULL ||
+            t->type == V_ASN1_BOOLEAN || t->type == V_ASN1_NULL ||
+            t->type == V_ASN1_OBJECT)
+            continue;
+        p = t->value.asn1_string->data;
+        end = p + t->value.asn1_string->length;
+        /* the outer tag: [0] (RFC 8551) or SEQUENCE (Microsoft) */
+        if (ASN1_get_object(&p, &l, &tag, &cls, end - p) & 0x80 ||
+            !((cls == V_ASN1_CONTEXT_SPECIFIC && tag == 0) ||
+              (cls == V_ASN1_UNIVERSAL && tag == V_ASN1_SEQUENCE)))
+            continue;
+        if ((name = d2i_X509_NAME(NULL, &p, end - p)) != NULL &&
+            (serial = d2i_ASN1_INTEGER(NULL, &p, end - p)) != NULL) {
+            for (i = 0; found == NULL && i < sk_X509_num(certs); i++) {
+                X509 *x = sk_X509_value(certs, i);
+                if (X509_NAME_cmp(X509_get_issuer_name(x), name) == 0 &&
+                    ASN1_INTEGER_cmp(X509_get0_serialNumber(x), serial) == 0 &&
+                    X509_up_ref(x))
+                    found = x;
+            }
+        }
+        X509_NAME_free(name);
+        ASN1_INTEGER_free(serial);
+        name = NULL;
+        serial = NULL;
+    }
+    ERR_clear_error();
+    return found;
+}
+
+static unsigned
+signer_caps(CMS_SignerInfo *si)
+{
+    ASN1_STRING *s;
+    const unsigned char *p;
+    STACK_OF(X509_ALGOR) * caps;
+    unsigned out = 0;
+
+    s = CMS_signed_get0_data_by_OBJ(si, OBJ_nid2obj(NID_SMIMECapabilities), -3,
+                                    V_ASN1_SEQUENCE);
+    if (s == NULL)
+        return 0;
+    p = s->data;
+    if ((caps = d2i_X509_ALGORS(NULL, &p, s->length)) != NULL) {
+        out = smm_smimecaps_bits(caps);
+        sk_X509_ALGOR_pop_free(caps, X509_ALGOR_free);
+    }
+    ERR_clear_error();
+    return out;
+}
+
+static int
+untrusted_error(int e)
+{
+    return e == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT ||
+           e == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
+           e == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT ||
+           e == X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN ||
+           e == X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE;
+}
+
+/* Chain, validity, usage and revocation of the signer certificate. */
+static enum smm_sig_result
+check_chain(X509 *x, STACK_OF(X509) * certs, const struct smm_verify_opts *o,
+            struct smm_sig *s)
+{
+    X509_STORE_CTX *ctx;
+    STACK_OF(X509) * chain;
+    int ok, e, i;
+    enum smm_sig_result r = SMM_SIG_PASS;
+
+    if (o->trust == NULL || o->trust->store == NULL ||
+        sk_X509_num(o->trust->certs) == 0)
+        return sig_set(s, SMM_SIG_NEUTRAL, "no trust anchors configured");
+    if ((ctx = X509_STORE_CTX_new()) == NULL ||
+        X509_STORE_CTX_init(ctx, o->trust->store, x, certs) != 1 ||
+        X509_STORE_CTX_set_default(ctx, "smime_sign") != 1) {
+        X509_STORE_CTX_free(ctx);
+        ERR_clear_error();
+        return sig_set(s, SMM_SIG_TEMPERROR, "out of memory");
+    }
+    X509_STORE_CTX_set_time(ctx, 0, o->now);
+    ok = X509_verify_cert(ctx) == 1;
+    if (!ok) {
+        e = X509_STORE_CTX_get_error(ctx);
+        r = sig_set(s, untrusted_error(e) ? SMM_SIG_NEUTRAL : SMM_SIG_FAIL,
+                    "%s%s",
+                    untrusted_error(e) ? "untrusted: " : "certificate: ",
+                    X509_verify_cert_error_string(e));
+    } else if ((chain = X509_STORE_CTX_get0_chain(ctx)) != NULL) {
+        for (i = 0; i + 1 < sk_X509_num(chain); i++)
+            if (smm_trust_revoked(o->trust, sk_X509_value(chain, i),
+                                  sk_X509_value(chain, i + 1))) {
+                r = sig_set(s, SMM_SIG_FAIL, "certificate: revoked%s",
+                            i > 0 ? " (an issuing CA)" : "");
+                break;
+            }
+    }
+    X509_STORE_CTX_free(ctx);
+    ERR_clear_error();
+    return r;
+}
+
+/* Local policy on a good signature: digest, key size, From address. */
+static enum smm_sig_result
+check_policy(CMS_SignerInfo *si, X509 *x, const struct smm_verify_opts *o,
+             struct smm_sig *s)
+{
+    X509_ALGOR *dig = NULL;
+    const ASN1_OBJECT *obj;
+    EVP_PKEY *pk = X509_get0_pubkey(x);
+    int nid, bits;
+    struct smm_strlist addrs = {0};
+    size_t i;
+    int match = 0;
+
+    CMS_SignerInfo_get0_algs(si, NULL, NULL, &dig, NULL);
+    if (dig != NULL) {
+        X509_ALGOR_get0(&obj, NULL, NULL, dig);
+        nid = OBJ_obj2nid(obj);
+        if (nid == NID_md5 || (nid == NID_sha1 && !o->allow_sha1))
+            return sig_set(s, SMM_SIG_POLICY, "weak digest (%s)",
+                           OBJ_nid2sn(nid));
+    }
+    if (pk != NULL) {
+        bits = EVP_PKEY_get_bits(pk);
+        if (EVP_PKEY_get_base_id(pk) == EVP_PKEY_EC ? bits < 256
+                                                    : bits < o->min_key_bits)
+            return sig_set(s, SMM_SIG_POLICY, "weak key (%d bits)", bits);
+    }
+    if (o->from == NULL)
+        return sig_set(s, SMM_SIG_POLICY, "no From address to compare");
+    (void)smm_x509_addresses(x, &addrs);
+    for (i = 0; i < addrs.n; i++)
+        if (smm_addr_equal(addrs.v[i], o->from))
+            match = 1;
+    smm_strlist_free(&addrs);
+    if (!match)
+        return sig_set(s, SMM_SIG_POLICY, "signer is not the From address");
+    return SMM_SIG_PASS;
+}
+
+/* One SignerInfo: math, chain, policy.  The content went through cmsbio. */
+static void
+check_signer(CMS_SignerInfo *si, BIO *cmsbio, STACK_OF(X509) * certs,
+             const struct smm_verify_opts *o, struct smm_sig *s)
+{
+    X509 *x = NULL;
+    int i;
+
+    for (i = 0; x == NULL && i < sk_X509_num(certs); i++)
+        if (CMS_SignerInfo_cert_cmp(si, sk_X509_value(certs, i)) == 0)
+            x = sk_X509_value(certs, i);
+    if (x == NULL) {
+        sig_set(s, SMM_SIG_NEUTRAL, "signer certificate not available");
+        return;
+    }
+    if (X509_up_ref(x))
+        s->signer = x;
+    CMS_SignerInfo_set1_signer_cert(si, x);
+    if (CMS_signed_get_attr_count(si) >= 0 && CMS_SignerInfo_verify(si) != 1) {
+        sig_set(s, SMM_SIG_FAIL, "bad signature");
+        return;
+    }
+    if (CMS_SignerInfo_verify_content(si, cmsbio) != 1) {
+        sig_set(s, SMM_SIG_FAIL, "content does not match the signature");
+        return;
+    }
+    if (check_chain(x, certs, o, s) != SMM_SIG_PASS ||
+        check_policy(si, x, o, s) != SMM_SIG_PASS)
+        return;
+    sig_set(s, SMM_SIG_PASS, "good");
+    s->enc_cert = enc_key_pref(si, certs);
+    s->caps = signer_caps(si);
+}
+
+/* Free a CMS BIO chain down to (not including) stop. */
+static void
+free_upto(BIO *b, BIO *stop)
+{
+    BIO *next;
+
+    while (b != NULL && b != stop) {
+        next = BIO_pop(b);
+        BIO_free(b);
+        b = next;
+    }
+}
+
+smm_status
+smm_cms_verify(CMS_ContentInfo *cms, BIO *dcont, BIO *out,
+               const struct smm_verify_opts *o, struct smm_sig *res,
+               struct smm_err *err)
+{
+    STACK_OF(CMS_SignerInfo) *sis = CMS_get0_SignerInfos(cms);
+    STACK_OF(X509) *certs = NULL;
+    BIO *cmsbio = NULL;
+    struct smm_sig one;
+    char buf[16384];
+    int i, n;
+    smm_status st = SMM_OK;
+
+    memset(res, 0, sizeof(*res));
+    sig_set(res, SMM_SIG_PERMERROR, "no signer");
+    ERR_clear_error();
+    if ((certs = CMS_get1_certs(cms)) == NULL &&
+        (certs = sk_X509_new_null()) == NULL)
+        return smm_err_set(err, SMM_ENOMEM, "out of memory");
+    for (i = 0; o->extra != NULL && i < sk_X509_num(o->extra); i++) {
+        X509 *x = sk_X509_value(o->extra, i);
+        if (X509_up_ref(x) && !sk_X509_push(certs, x))
+            X509_free(x);
+    }
+    if ((cmsbio = CMS_dataInit(cms, dcont)) == NULL) {
+        sig_set(res, SMM_SIG_PERMERROR, "signed content missing");
+        goto out;
+    }
+    while ((n = BIO_read(cmsbio, buf, sizeof(buf))) > 0)
+        if (out != NULL && BIO_write(out, buf, n) != n) {
+            st = smm_err_ossl(err, SMM_EIO, "writing the signed content");
+            goto out;
+        }
+    if (n < 0) {
+        sig_set(res, SMM_SIG_PERMERROR, "signed content unreadable");
+        goto out;
+    }
+    for (i = 0; i < sk_CMS_SignerInfo_num(sis); i++) {
+        memset(&one, 0, sizeof(one));
+        check_signer(sk_CMS_SignerInfo_value(sis, i), cmsbio, certs, o, &one);
+        if (i == 0 || one.result < res->result) {
+            smm_sig_clear(res);
+            *res = one;
+        } else {
+            smm_sig_clear(&one);
+        }
+    }
+    if (res->result == SMM_SIG_PASS) {
+        res->certs = certs;
+        certs = NULL;
+    }
+out:
+    free_upto(cmsbio, dcont);
+    sk_X509_pop_free(certs, X509_free);
+    ERR_clear_error();
     return st;
 }

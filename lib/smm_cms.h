@@ -15,6 +15,17 @@
  * transport (PKCS#1 v1.5, or OAEP with SHA-256 when asked), ECDH key
  * agreement for EC certificates.  The content is taken as is (binary).
  *
+ * Inbound: smm_cms_parse() reads DER and says what it is;
+ * smm_cms_decrypt() finds a key of the store for one of the RecipientInfos
+ * (issuer and serial, or subject key identifier; key transport or key
+ * agreement; every key in the store counts, expired ones too) and writes
+ * the content; smm_cms_verify() digests the content (dcont for a detached
+ * signature, else the embedded one, copied to out when out is not NULL)
+ * and judges every signer: signature, chain to the trust anchors at
+ * o->now with the "smime_sign" purpose (key usage, EKU), CRLs, then local
+ * policy (SHA-1/MD5, key size, signer address = From).  The best signer
+ * is reported; SMM_OK whenever res is meaningful.
+ *
  * smm_crypto_init() once at start, before threads; smm_crypto_done() at
  * exit.  Thread-safe: keys and certificates are only read.  Each call drains
  * the thread's OpenSSL error queue into err.
@@ -26,14 +37,65 @@
 #include <time.h>
 
 #include <openssl/bio.h>
+#include <openssl/cms.h>
 
 #include "smm_err.h"
 #include "smm_keystore.h"
+#include "smm_trust.h"
 
 smm_status smm_cms_sign(const struct smm_key *, const struct smm_key *, BIO *,
                         time_t, unsigned char **, size_t *, struct smm_err *);
 smm_status smm_cms_encrypt(STACK_OF(X509) *, int, int, BIO *, unsigned char **,
                            size_t *, struct smm_err *);
+
+/* inbound */
+enum smm_cms_kind {
+    SMM_CMS_ENVELOPED,
+    SMM_CMS_AUTH_ENVELOPED,
+    SMM_CMS_SIGNED,
+    SMM_CMS_CERTS_ONLY, /* SignedData without signers */
+    SMM_CMS_OTHER,
+};
+
+/* Verdicts, best first (RFC 7281 result names). */
+enum smm_sig_result {
+    SMM_SIG_PASS,
+    SMM_SIG_POLICY,
+    SMM_SIG_NEUTRAL,
+    SMM_SIG_FAIL,
+    SMM_SIG_PERMERROR,
+    SMM_SIG_TEMPERROR,
+    SMM_SIG_NONE,
+};
+
+struct smm_verify_opts {
+    const struct smm_trust *trust;
+    STACK_OF(X509) * extra; /* certificates known for the sender, or NULL */
+    time_t now;
+    const char *from; /* the From address, or NULL */
+    int min_key_bits;
+    int allow_sha1;
+};
+
+struct smm_sig {
+    enum smm_sig_result result;
+    char reason[SMM_ERR_MSGLEN];
+    X509 *signer;           /* the signer's certificate, when found */
+    X509 *enc_cert;         /* pass only: SMIMEEncryptionKeyPreference target */
+    unsigned caps;          /* pass only: SMM_CAP_* from SMIMECapabilities */
+    STACK_OF(X509) * certs; /* pass only: the certificates it carried */
+};
+
+CMS_ContentInfo *smm_cms_parse(const unsigned char *, size_t,
+                               enum smm_cms_kind *, struct smm_err *);
+void smm_cms_cipher_name(const unsigned char *, size_t, char *, size_t);
+smm_status smm_cms_decrypt(CMS_ContentInfo *, const struct smm_keystore *,
+                           BIO *, const struct smm_key **, struct smm_err *);
+smm_status smm_cms_verify(CMS_ContentInfo *, BIO *, BIO *,
+                          const struct smm_verify_opts *, struct smm_sig *,
+                          struct smm_err *);
+const char *smm_sig_result_name(enum smm_sig_result);
+void smm_sig_clear(struct smm_sig *);
 smm_status smm_crypto_init(struct smm_err *);
 void smm_crypto_done(void);
 

@@ -102,6 +102,14 @@ static const struct keydef keys[] = {
     {"CipherFromCapabilities", K_BOOL, OFF(cipher_from_caps), "yes", NULL},
     {"SubjectTrigger", K_STR, OFF(subject_trigger), "", NULL},
     {"SplitRecipients", K_BOOL, OFF(split_recipients), "no", NULL},
+    {"AuthservID", K_STR, OFF(authserv_id), "", NULL},
+    {"Decrypt", K_BOOL, OFF(decrypt), "yes", NULL},
+    {"LocalDomains", K_WORDS, OFF(local_domains), "", NULL},
+    {"Verify", K_BOOL, OFF(verify), "yes", NULL},
+    {"AllowSHA1Signatures", K_BOOL, OFF(allow_sha1), "no", NULL},
+    {"UnwrapOpaqueSigned", K_BOOL, OFF(unwrap_opaque), "no", NULL},
+    {"StripSignatures", K_BOOL, OFF(strip_signatures), "no", NULL},
+    {"Harvest", K_BOOL, OFF(harvest), "no", NULL},
 };
 
 const char *
@@ -503,6 +511,11 @@ smm_config_load(const char *path, struct smm_config **out, struct smm_err *err)
     }
     if (c->ldap_uri.n > 0 && c->ldap_base[0] == '\0') {
         st = smm_err_set(err, SMM_EINVAL, "%s: LDAPURI needs LDAPBase", path);
+        goto out;
+    }
+    if (c->harvest && c->harvest_store[0] == '\0') {
+        st = smm_err_set(err, SMM_EINVAL, "%s: Harvest yes needs HarvestStore",
+                         path);
         goto out;
     }
     if (c->ldap_filter[0] != '\0' && strstr(c->ldap_filter, "%s") == NULL) {

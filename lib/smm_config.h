@@ -83,6 +83,15 @@ struct smm_config {
     char *subject_trigger;        /* SubjectTrigger ("" = none) */
     int split_recipients;         /* SplitRecipients */
     int cipher_from_caps;         /* CipherFromCapabilities */
+    /* inbound */
+    char *authserv_id;                /* AuthservID ("" = the host name) */
+    int decrypt;                      /* Decrypt */
+    struct smm_strlist local_domains; /* LocalDomains */
+    int verify;                       /* Verify */
+    int allow_sha1;                   /* AllowSHA1Signatures */
+    int unwrap_opaque;                /* UnwrapOpaqueSigned */
+    int strip_signatures;             /* StripSignatures */
+    int harvest;                      /* Harvest */
 };
 
 enum { SMM_POLICY_NEVER, SMM_POLICY_OPPORTUNISTIC, SMM_POLICY_MANDATORY };

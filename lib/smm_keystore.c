@@ -17,6 +17,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/pkcs12.h>
+#include <openssl/x509v3.h>
 
 #include "smm_buf.h"
 #include "smm_keystore.h"
@@ -677,6 +678,52 @@ smm_keystore_encryption(const struct smm_keystore *ks, const char *addr,
     if (addr == NULL || *addr == '\0')
         return NULL;
     return find_best(ks, addr, SMM_USE_ENCRYPT | SMM_USE_EMAIL, now);
+}
+
+/*
+ * Decryption: the next key (from *it on) whose certificate is the one a
+ * RecipientInfo names, by subject key identifier or by issuer and serial.
+ * Validity does not matter: old mail is encrypted to old keys.
+ */
+const struct smm_key *
+smm_keystore_recipient(const struct smm_keystore *ks,
+                       const ASN1_OCTET_STRING *keyid, const X509_NAME *issuer,
+                       const ASN1_INTEGER *serial, size_t *it)
+{
+    const ASN1_OCTET_STRING *ski;
+    const struct smm_key *k;
+
+    for (; ks != NULL && *it < ks->n; (*it)++) {
+        k = ks->keys[*it];
+        if (keyid != NULL) {
+            ski = X509_get0_subject_key_id(k->cert);
+            if (ski == NULL || ASN1_OCTET_STRING_cmp(ski, keyid) != 0)
+                continue;
+        } else if (issuer == NULL || serial == NULL ||
+                   X509_NAME_cmp(X509_get_issuer_name(k->cert), issuer) != 0 ||
+                   ASN1_INTEGER_cmp(X509_get0_serialNumber(k->cert), serial) !=
+                       0) {
+            continue;
+        }
+        (*it)++;
+        return k;
+    }
+    return NULL;
+}
+
+/* Whether some key of the store serves an address in domain. */
+int
+smm_keystore_has_domain(const struct smm_keystore *ks, const char *domain)
+{
+    size_t i;
+    const char *d;
+
+    for (i = 0; ks != NULL && i < ks->nidx; i++) {
+        d = strrchr(ks->idx[i].addr, '@');
+        if (d != NULL && strcasecmp(d + 1, domain) == 0)
+            return 1;
+    }
+    return 0;
 }
 
 size_t

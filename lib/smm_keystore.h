@@ -55,6 +55,11 @@ const struct smm_key *smm_keystore_signer(const struct smm_keystore *,
                                           const char *, time_t, int);
 const struct smm_key *smm_keystore_encryption(const struct smm_keystore *,
                                               const char *, time_t);
+const struct smm_key *smm_keystore_recipient(const struct smm_keystore *,
+                                             const ASN1_OCTET_STRING *,
+                                             const X509_NAME *,
+                                             const ASN1_INTEGER *, size_t *);
+int smm_keystore_has_domain(const struct smm_keystore *, const char *);
 size_t smm_keystore_count(const struct smm_keystore *);
 const struct smm_key *smm_keystore_get(const struct smm_keystore *, size_t);
 void smm_keystore_free(struct smm_keystore *);

@@ -14,6 +14,7 @@
 
 #include "smm_certblob.h"
 #include "smm_cms.h"
+#include "smm_inbound.h"
 #include "smm_log.h"
 #include "smm_mime.h"
 #include "smm_resolver.h"
@@ -49,22 +50,6 @@ smm_message_from_address(const struct smm_message *m)
     if (out == NULL && m->env_from != NULL && *m->env_from != '\0')
         out = strdup(m->env_from);
     return out;
-}
-
-/* Delete every field called name (last first, so indexes stay valid). */
-static smm_status
-delete_all(struct smm_result *r, const struct smm_message *m, const char *name)
-{
-    size_t i;
-    int count = 0;
-
-    for (i = 0; i < m->nhdrs; i++)
-        if (strcasecmp(m->hdrs[i].name, name) == 0)
-            count++;
-    for (; count > 0; count--)
-        if (smm_result_edit(r, SMM_EDIT_DELETE, name, count, NULL) != SMM_OK)
-            return SMM_ENOMEM;
-    return SMM_OK;
 }
 
 static smm_status stamp(const struct smm_state *s, struct smm_result *r,
@@ -110,55 +95,6 @@ static smm_status
 spool_puts(struct smm_spool *o, const char *s, struct smm_err *err)
 {
     return smm_spool_write(o, s, strlen(s), err);
-}
-
-/*
- * Replace the message's Content-* fields by the given ones (name, value
- * pairs, NULL-terminated; the first must be Content-Type, which takes the
- * place of the old one) and add MIME-Version when missing.
- */
-static smm_status
-content_header_edits(struct smm_result *r, const struct smm_message *m,
-                     const char *const *hdrs)
-{
-    size_t i, j;
-    int count, seen_ct = 0;
-
-    for (i = 0; i < m->nhdrs; i++) {
-        const char *name = m->hdrs[i].name;
-        if (!smm_mime_is_content_header(name))
-            continue;
-        for (j = 0; j < i; j++)
-            if (strcasecmp(m->hdrs[j].name, name) == 0)
-                break;
-        if (j < i)
-            continue; /* this name was handled already */
-        count = 0;
-        for (j = 0; j < m->nhdrs; j++)
-            if (strcasecmp(m->hdrs[j].name, name) == 0)
-                count++;
-        for (; count > 0; count--) {
-            if (count == 1 && strcasecmp(name, "Content-Type") == 0) {
-                seen_ct = 1;
-                if (smm_result_edit(r, SMM_EDIT_CHANGE, "Content-Type", 1,
-                                    hdrs[1]) != SMM_OK)
-                    return SMM_ENOMEM;
-            } else if (smm_result_edit(r, SMM_EDIT_DELETE, name, count, NULL) !=
-                       SMM_OK) {
-                return SMM_ENOMEM;
-            }
-        }
-    }
-    if (smm_message_header(m, "MIME-Version", 0) == NULL &&
-        smm_result_edit(r, SMM_EDIT_ADD, "MIME-Version", 0, "1.0") != SMM_OK)
-        return SMM_ENOMEM;
-    if (!seen_ct &&
-        smm_result_edit(r, SMM_EDIT_ADD, "Content-Type", 0, hdrs[1]) != SMM_OK)
-        return SMM_ENOMEM;
-    for (i = 2; hdrs[i] != NULL; i += 2)
-        if (smm_result_edit(r, SMM_EDIT_ADD, hdrs[i], 0, hdrs[i + 1]) != SMM_OK)
-            return SMM_ENOMEM;
-    return SMM_OK;
 }
 
 /*
@@ -568,7 +504,7 @@ run_outbound(const struct smm_state *s, struct smm_message *m,
         snprintf(ect, sizeof(ect),
                  "application/pkcs7-mime; smime-type=%s; name=\"smime.p7m\"",
                  smime_type);
-        if (content_header_edits(r, m, hdrs) != SMM_OK) {
+        if (smm_result_content_headers(r, m, hdrs) != SMM_OK) {
             st = SMM_ENOMEM;
             goto out;
         }
@@ -576,7 +512,7 @@ run_outbound(const struct smm_state *s, struct smm_message *m,
         const char *hdrs[] = {"Content-Type", ctype, NULL};
         out = signedb;
         signedb = NULL;
-        if (content_header_edits(r, m, hdrs) != SMM_OK) {
+        if (smm_result_content_headers(r, m, hdrs) != SMM_OK) {
             st = SMM_ENOMEM;
             goto out;
         }
@@ -619,7 +555,7 @@ fail:
         /* never lose mail for a parse problem: send it as it is */
         smm_result_free(r);
         r->action = SMM_ACT_DELIVER;
-        (void)delete_all(r, m, SMM_STAMP_HEADER);
+        (void)smm_result_delete_all(r, m, SMM_STAMP_HEADER);
         r->verdict = "unsigned";
         smm_buf_printf(&r->log, " reason=unparseable error=\"%s\"",
                        smm_log_escape(esc, sizeof(esc), serr.msg));
@@ -690,17 +626,30 @@ smm_pipeline_run(const struct smm_state *s, struct smm_message *m,
     r->action = SMM_ACT_DELIVER;
     smm_ossl_clear();
     /* a stamp that did not come from us is a forgery, whatever the way */
-    if ((st = delete_all(r, m, SMM_STAMP_HEADER)) != SMM_OK)
+    if ((st = smm_result_delete_all(r, m, SMM_STAMP_HEADER)) != SMM_OK)
         return smm_err_set(err, st, "out of memory");
     if (dir == SMM_DIR_OUTBOUND) {
         /* a Bcc field never leaves (Postfix drops it before milters; other
          * MTAs and smime-milter-ctl may not) */
-        if ((st = delete_all(r, m, "Bcc")) != SMM_OK)
+        if ((st = smm_result_delete_all(r, m, "Bcc")) != SMM_OK)
             return smm_err_set(err, st, "out of memory");
         st = run_outbound(s, m, &o, r, err);
     } else {
-        r->verdict = "passed";
-        st = SMM_OK;
+        char text[512];
+        st = smm_inbound_run(s, m, &o, r, text, sizeof(text), err);
+        if (st == SMM_OK)
+            st = stamp(s, r, "%s", text);
+        else if (st != SMM_ENOMEM) {
+            /* transient trouble: the MTA retries; nothing is lost */
+            char esc[300];
+            smm_result_free(r);
+            r->verdict = "tempfail";
+            smm_buf_printf(&r->log, " reason=crypto-or-io error=\"%s\"",
+                           smm_log_escape(esc, sizeof(esc), err->msg));
+            st = smm_result_refuse(r, SMM_ACT_TEMPFAIL, "451", "4.7.0",
+                                   "S/MIME processing failed temporarily, "
+                                   "try again later");
+        }
     }
     smm_ossl_clear();
     if (st == SMM_ENOMEM)

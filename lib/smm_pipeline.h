@@ -6,7 +6,7 @@
  * MTA: the milter and smime-milter-ctl apply the result.  Outbound it
  * removes forged X-SMIME-Milter fields, passes already-protected mail
  * untouched, and signs mail whose From address has a signing key
- * (multipart/signed, RFC 8551).  Inbound it removes forged stamps.
+ * (multipart/signed, RFC 8551).  Inbound see smm_inbound.h.
  *
  * Failure mapping: a transient problem (I/O, crypto, memory) gives
  * SMM_ACT_TEMPFAIL so the MTA retries; a message that cannot be parsed is

@@ -16,6 +16,7 @@
 #include "smm_certstore.h"
 #include "smm_ldap.h"
 #include "smm_log.h"
+#include "smm_harvest.h"
 #include "smm_resolver.h"
 #include "smm_state.h"
 #include "smm_x509.h"
@@ -104,6 +105,33 @@ from_store(const struct smm_state *s, const struct smm_certstore *cs,
         sk_X509_free(one);
     }
     sk_X509_pop_free(found, X509_free);
+    return n;
+}
+
+/* The live HarvestStore file of addr (harvested since the last reload);
+ * returns how many certificates it names. */
+static int
+from_harvest(const struct smm_state *s, const char *addr, time_t now,
+             struct smm_lookup *l, STACK_OF(X509) * usable, unsigned *capsp)
+{
+    STACK_OF(X509) *all = sk_X509_new_null(), *leaves = sk_X509_new_null();
+    char path[4096];
+    unsigned caps = 0;
+    int i, n = 0;
+
+    if (all != NULL && leaves != NULL &&
+        smm_harvest_read(s->cfg->harvest_store, addr, all, &caps) > 0) {
+        for (i = 0; i < sk_X509_num(all); i++)
+            if (X509_check_ca(sk_X509_value(all, i)) <= 0)
+                (void)sk_X509_push(leaves, sk_X509_value(all, i));
+        (void)smm_harvest_path(s->cfg->harvest_store, addr, path, sizeof(path));
+        if (check_all(s, addr, now, leaves, all, "harvested", path, l, usable) >
+            0)
+            *capsp = caps;
+        n = sk_X509_num(leaves);
+    }
+    sk_X509_free(leaves);
+    sk_X509_pop_free(all, X509_free);
     return n;
 }
 
@@ -241,8 +269,13 @@ smm_resolve(const struct smm_state *s, const char *addr, time_t now,
             l->caps = caps;
     }
     if (all || l->source == NULL) {
-        from_store(s, s->harvest, addr, now, "harvested", l, tmp);
+        unsigned caps = 0;
+        int answered = l->source != NULL;
+        if (from_harvest(s, addr, now, l, tmp, &caps) == 0)
+            from_store(s, s->harvest, addr, now, "harvested", l, tmp);
         take(l, tmp, "harvested");
+        if (!answered && l->source != NULL)
+            l->caps = caps;
     }
     sk_X509_free(tmp);
     (void)sk_X509_set_cmp_func(l->usable, newest_first);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "smm_mime.h"
 #include "smm_result.h"
 
 smm_status
@@ -60,6 +61,72 @@ struct hlist {
     const char **value;
     size_t n;
 };
+
+/* Delete every field called name (last first, so indexes stay valid). */
+smm_status
+smm_result_delete_all(struct smm_result *r, const struct smm_message *m,
+                      const char *name)
+{
+    size_t i;
+    int count = 0;
+
+    for (i = 0; i < m->nhdrs; i++)
+        if (strcasecmp(m->hdrs[i].name, name) == 0)
+            count++;
+    for (; count > 0; count--)
+        if (smm_result_edit(r, SMM_EDIT_DELETE, name, count, NULL) != SMM_OK)
+            return SMM_ENOMEM;
+    return SMM_OK;
+}
+
+/*
+ * Replace the message's Content-* fields by the given ones (name, value
+ * pairs, NULL-terminated; the first must be Content-Type, which takes the
+ * place of the old one) and add MIME-Version when missing.
+ */
+smm_status
+smm_result_content_headers(struct smm_result *r, const struct smm_message *m,
+                           const char *const *hdrs)
+{
+    size_t i, j;
+    int count, seen_ct = 0;
+
+    for (i = 0; i < m->nhdrs; i++) {
+        const char *name = m->hdrs[i].name;
+        if (!smm_mime_is_content_header(name))
+            continue;
+        for (j = 0; j < i; j++)
+            if (strcasecmp(m->hdrs[j].name, name) == 0)
+                break;
+        if (j < i)
+            continue; /* this name was handled already */
+        count = 0;
+        for (j = 0; j < m->nhdrs; j++)
+            if (strcasecmp(m->hdrs[j].name, name) == 0)
+                count++;
+        for (; count > 0; count--) {
+            if (count == 1 && strcasecmp(name, "Content-Type") == 0) {
+                seen_ct = 1;
+                if (smm_result_edit(r, SMM_EDIT_CHANGE, "Content-Type", 1,
+                                    hdrs[1]) != SMM_OK)
+                    return SMM_ENOMEM;
+            } else if (smm_result_edit(r, SMM_EDIT_DELETE, name, count, NULL) !=
+                       SMM_OK) {
+                return SMM_ENOMEM;
+            }
+        }
+    }
+    if (smm_message_header(m, "MIME-Version", 0) == NULL &&
+        smm_result_edit(r, SMM_EDIT_ADD, "MIME-Version", 0, "1.0") != SMM_OK)
+        return SMM_ENOMEM;
+    if (!seen_ct &&
+        smm_result_edit(r, SMM_EDIT_ADD, "Content-Type", 0, hdrs[1]) != SMM_OK)
+        return SMM_ENOMEM;
+    for (i = 2; hdrs[i] != NULL; i += 2)
+        if (smm_result_edit(r, SMM_EDIT_ADD, hdrs[i], 0, hdrs[i + 1]) != SMM_OK)
+            return SMM_ENOMEM;
+    return SMM_OK;
+}
 
 static int
 hl_find(const struct hlist *h, const char *name, int index)
@@ -136,6 +203,16 @@ smm_result_write(const struct smm_result *r, const struct smm_message *m,
         case SMM_EDIT_DELETE:
             if ((at = hl_find(&h, e->name, e->index)) >= 0)
                 h.name[at] = NULL;
+            break;
+        case SMM_EDIT_INSERT:
+            at = e->index < 0 || (size_t)e->index > h.n ? (int)h.n : e->index;
+            memmove(h.name + at + 1, h.name + at,
+                    (h.n - (size_t)at) * sizeof(*h.name));
+            memmove(h.value + at + 1, h.value + at,
+                    (h.n - (size_t)at) * sizeof(*h.value));
+            h.name[at] = e->name;
+            h.value[at] = e->value;
+            h.n++;
             break;
         }
     }

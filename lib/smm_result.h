@@ -32,6 +32,8 @@ enum smm_edit_op {
     SMM_EDIT_CHANGE, /* replace the index-th field's value */
     SMM_EDIT_DELETE, /* delete the index-th field */
     SMM_EDIT_ADD,    /* append a field at the end */
+    SMM_EDIT_INSERT, /* insert a field before the index-th field of all
+                        (0 = at the top) */
 };
 
 struct smm_edit {
@@ -59,6 +61,11 @@ smm_status smm_result_edit(struct smm_result *, enum smm_edit_op, const char *,
 smm_status smm_result_refuse(struct smm_result *, enum smm_action, const char *,
                              const char *, const char *, ...)
     __attribute__((format(printf, 5, 6)));
+smm_status smm_result_delete_all(struct smm_result *,
+                                 const struct smm_message *, const char *);
+smm_status smm_result_content_headers(struct smm_result *,
+                                      const struct smm_message *,
+                                      const char *const *);
 smm_status smm_result_write(const struct smm_result *,
                             const struct smm_message *, FILE *,
                             struct smm_err *);

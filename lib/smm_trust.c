@@ -291,6 +291,32 @@ fail:
     return NULL;
 }
 
+/*
+ * Whether a CRL from CRLs revokes x.  issuer, when known, must have signed
+ * the CRL (a CRL with the same issuer name but another key is ignored).
+ */
+int
+smm_trust_revoked(const struct smm_trust *t, X509 *x, X509 *issuer)
+{
+    X509_REVOKED *rev = NULL;
+    int i;
+
+    for (i = 0; t->crls != NULL && i < sk_X509_CRL_num(t->crls); i++) {
+        X509_CRL *crl = sk_X509_CRL_value(t->crls, i);
+        if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_issuer_name(x)) !=
+            0)
+            continue;
+        if (issuer != NULL &&
+            X509_CRL_verify(crl, X509_get0_pubkey(issuer)) != 1) {
+            ERR_clear_error();
+            continue; /* not signed by this certificate's issuer */
+        }
+        if (X509_CRL_get0_by_cert(crl, &rev, x) == 1)
+            return 1;
+    }
+    return 0;
+}
+
 void
 smm_trust_free(struct smm_trust *t)
 {

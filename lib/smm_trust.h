@@ -30,6 +30,7 @@ smm_status smm_certs_load_file(const char *, STACK_OF(X509) *,
                                struct smm_err *);
 STACK_OF(X509) *
     smm_trust_chain(const struct smm_trust *, X509 *, STACK_OF(X509) *);
+int smm_trust_revoked(const struct smm_trust *, X509 *, X509 *);
 void smm_trust_free(struct smm_trust *);
 
 #endif

@@ -62,6 +62,9 @@ mf_apply(SMFICTX *ctx, const struct smm_result *r)
         case SMM_EDIT_CHANGE:
             rc = smfi_chgheader(ctx, e->name, e->index, e->value);
             break;
+        case SMM_EDIT_INSERT:
+            rc = smfi_insheader(ctx, e->index, e->name, e->value);
+            break;
         case SMM_EDIT_DELETE:
         default:
             rc = smfi_chgheader(ctx, e->name, e->index, NULL);

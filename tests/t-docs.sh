@@ -8,15 +8,15 @@
 # the key table: {"Name", K_TYPE, OFF(field), "default"}, possibly wrapped
 table=$(perl -0777 -ne 'while (/\{"(\w+)",\s*K_\w+,\s*OFF\(\w+\),\s*"([^"]*)"\s*(?:,\s*\w+)?\s*\}/g) { print "$1=$2\n" }' "$SRCDIR/lib/smm_config.c")
 keys_code=$(echo "$table" | cut -d= -f1)
-keys_man=$(awk 'prev == ".TP" && /^\.B [A-Z][A-Za-z]* / {print $2} {prev = $0}' "$SRCDIR/docs/smime-milter.conf.5")
-keys_sample=$(sed -n 's/^#\([A-Z][A-Za-z]*\)\( .*\)\{0,1\}$/\1/p' "$SRCDIR/contrib/smime-milter.conf.sample")
+keys_man=$(awk 'prev == ".TP" && /^\.B [A-Z][A-Za-z0-9]* / {print $2} {prev = $0}' "$SRCDIR/docs/smime-milter.conf.5")
+keys_sample=$(sed -n 's/^#\([A-Z][A-Za-z0-9]*\)\( .*\)\{0,1\}$/\1/p' "$SRCDIR/contrib/smime-milter.conf.sample")
 tap_ok "$([ "$(echo "$keys_code" | wc -l)" -ge 15 ]; echo $?)" "found the key table in the code ($(echo "$keys_code" | wc -l) keys)"
 tap_is "$(echo "$keys_man" | sort | tr '\n' ' ')" "$(echo "$keys_code" | sort | tr '\n' ' ')" "smime-milter.conf(5) documents exactly the keys in the code"
 tap_is "$(echo "$keys_sample" | sort | tr '\n' ' ')" "$(echo "$keys_code" | sort | tr '\n' ' ')" "the sample configuration lists exactly the keys in the code"
 
 # every default in the sample is the code's default, and -n accepts them
 mkdir -p "$T/keys"
-sed -e 's/^#\([A-Z][A-Za-z]*\)/\1/' -e "s|^KeyStore .*|KeyStore $T/keys|" \
+sed -e 's/^#\([A-Z][A-Za-z0-9]*\)/\1/' -e "s|^KeyStore .*|KeyStore $T/keys|" \
     "$SRCDIR/contrib/smime-milter.conf.sample" >"$T/sample.conf"
 tap_check "smime-milter -n accepts the sample with every default uncommented" -- \
     "$MILTER" -n -c "$T/sample.conf"

@@ -1,0 +1,333 @@
+#!/bin/bash
+# t-inbound: inbound mail offline, through smime-milter-ctl process
+# --inbound.  Messages are made at test time by three engines (OpenSSL
+# cms, NSS cmsutil, gpgsm): RSA and ECDSA signers, SHA-1/256/512,
+# detached and opaque, sign-then-encrypt, OAEP, GCM (AuthEnvelopedData),
+# ECDH, an old expired key.  Checks: the decrypted entity equals the
+# original byte for byte; Authentication-Results per layer; relay safety;
+# forged A-R / X-SMIME-Milter removed in every spelling; tampering, an
+# untrusted or revoked signer, a From mismatch; UnwrapOpaqueSigned,
+# StripSignatures; harvesting for replies (and never from bad signatures).
+. "$(dirname "$0")/lib/common.sh"
+. "$SRCDIR/tests/lib/smime-check.sh"
+
+make_pki "$T/pki" || { echo "Bail out! cannot make the test PKI"; exit 1; }
+P=$T/pki
+at_exit 'smime_gpg_cleanup "$P"'
+ID=mx.test.example
+
+# bob (RSA, PKCS#12), carol (EC) and erin (expired) can decrypt here
+mkdir -p "$T/keys" "$T/harvest"
+cp "$P/bob.p12" "$P/carol.pem" "$T/keys/"
+cp "$P/expired.pem" "$T/keys/erin-2024.pem"
+chmod 600 "$T"/keys/*
+install -m 600 "$P/passphrase" "$T/keys.pass"
+conf() { # conf NAME [KEY VALUE]...: defaults unless given; prints the path
+    local f=$T/$1.conf k
+    shift
+    declare -A v=([KeyStore]="$T/keys" [KeyStorePassphraseFile]="$T/keys.pass"
+        [TrustAnchors]="$P/trust.pem" [CRLs]="$P/crl.pem" [AuthservID]="$ID"
+        [TempDirectory]="$T")
+    while [ $# -ge 2 ]; do v[$1]=$2; shift 2; done
+    for k in "${!v[@]}"; do echo "$k ${v[$k]}"; done >"$f"
+    echo "$f"
+}
+BASE=$(conf base)
+tap_check "smime-milter -n accepts the inbound configuration" -- "$MILTER" -n -c "$BASE"
+
+# the entity every message carries (CRLF, 8-bit text made 7-bit)
+crlf() { sed 's/$/\r/'; }
+printf '%s\n' 'Content-Type: text/plain; charset=utf-8' \
+    'Content-Transfer-Encoding: quoted-printable' '' \
+    'Gr=C3=BC=C3=9Fe from the inbound test.' 'Line two, with trailing space: ' \
+    '-- ' 'sig' | crlf >"$T/entity"
+# msg OUT FROM: outer header + a MIME entity (stdin) -> OUT
+msg() {
+    {
+        printf 'From: <%s>\r\nTo: <bob@example.net>\r\nSubject: inbound test\r\n' "$2"
+        printf 'Date: Sun, 22 Nov 2026 10:00:00 +0000\r\nMessage-ID: <%s@test>\r\n' "$RANDOM$RANDOM"
+        sed 's/\r$//' | crlf # as SMTP carries it: CRLF throughout
+    } >"$1"
+}
+# body_of FILE: everything after the header (line ends as on the wire)
+body_of() { sed -e '1,/^\r\{0,1\}$/d' -e 's/\r$//' -e 's/$/\r/' "$1"; }
+hdr() { sed -e '/^\r\{0,1\}$/q' "$2" | grep -i "^$1:" | head -n 1 | sed -e 's/^[^:]*: *//' -e 's/\r$//'; }
+# process OUT IN [CONF] [RCPT...]: run the inbound pipeline
+process() {
+    local out=$1 in=$2 cf=${3:-$BASE}
+    shift 3 2>/dev/null || shift $#
+    local r=(--rcpt bob@example.net)
+    [ $# -gt 0 ] && r=() && for a in "$@"; do r+=(--rcpt "$a"); done
+    "$CTL" -c "$cf" process --inbound --from sender@example.org "${r[@]}" \
+        <"$in" >"$out" 2>"$out.log"
+}
+# ar FILE: the smime= results of our Authentication-Results, in order
+ar() {
+    sed -e '/^\r\{0,1\}$/q' -e 's/\r$//' "$1" |
+        awk '/^[^ \t]/ {if (h != "") print h; h = $0; next} {h = h " " $0} END {if (h != "") print h}' |
+        grep -i "^Authentication-Results: *$ID;" | sed -n 's/.*smime=\([a-z]*\).*/\1/p' | paste -sd, -
+}
+stamp() { hdr X-SMIME-Milter "$1"; }
+# same_entity OUT WANT: OUT's Content-* + body equal the entity WANT
+same_entity() {
+    [ "$(hdr Content-Type "$1")" = "$(hdr Content-Type "$2")" ] &&
+        [ "$(hdr Content-Transfer-Encoding "$1")" = "$(hdr Content-Transfer-Encoding "$2")" ] &&
+        cmp -s <(body_of "$1") <(body_of "$2")
+}
+
+# ---------------------------------------------------------------- OpenSSL
+# norm FILE: CRLF throughout (openssl writes its base64 with bare LF)
+norm() { sed -i -e 's/\r$//' -e 's/$/\r/' "$1"; }
+# ossl_sign IN OUT MD SIGNER [-nodetach]: S/MIME entity signed by SIGNER
+ossl_sign() {
+    openssl cms -sign -binary -crlfeol -md "$3" -in "$1" -signer "$P/$4.crt" \
+        -inkey "$P/$4.key" -certfile "$P/chain.pem" ${5:+"$5"} -out "$2" 2>/dev/null &&
+        norm "$2"
+}
+# ossl_encrypt IN OUT CIPHER CERT [keyopt]
+ossl_encrypt() {
+    openssl cms -encrypt -binary -crlfeol "-$3" -in "$1" -out "$2" \
+        -recip "$4" ${5:+-keyopt "$5"} 2>/dev/null && norm "$2"
+}
+# the entity with the header of the message the signer signs
+for md in sha1 sha256 sha512; do
+    ossl_sign "$T/entity" "$T/s.$md" "$md" alice && msg "$T/m.dsig.$md" alice@example.org <"$T/s.$md"
+    ossl_sign "$T/entity" "$T/o.$md" "$md" alice -nodetach && msg "$T/m.sig.$md" alice@example.org <"$T/o.$md"
+done
+ossl_sign "$T/entity" "$T/s.ec" sha256 carol && msg "$T/m.dsig.ec" carol@example.org <"$T/s.ec"
+
+process "$T/r" "$T/m.dsig.sha256"
+tap_is "$(ar "$T/r")" "pass" "openssl detached SHA-256 RSA: smime=pass"
+tap_check "A-R names the signer, serial and issuer" -- bash -c \
+    "grep -q 'body.smime-identifier=alice@example.org' '$T/r' && grep -q 'body.smime-serial=$(openssl x509 -in "$P/alice.crt" -noout -serial | sed 's/.*=//')' '$T/r' && grep -q 'body.smime-issuer=\"' '$T/r'"
+tap_is "$(stamp "$T/r")" "decrypted=no (not-encrypted); verified=pass" "stamp of a signed message"
+tap_check "the signed message is left byte for byte" -- cmp -s <(body_of "$T/r") <(body_of "$T/m.dsig.sha256")
+process "$T/r" "$T/m.dsig.sha512"
+tap_is "$(ar "$T/r")" "pass" "openssl detached SHA-512: pass"
+process "$T/r" "$T/m.dsig.sha1"
+tap_is "$(ar "$T/r")" "policy" "SHA-1 signature: policy by default"
+tap_check "SHA-1: the reason is given" -- grep -q 'reason="weak digest' "$T/r"
+process "$T/r" "$T/m.dsig.sha1" "$(conf sha1 AllowSHA1Signatures yes)"
+tap_is "$(ar "$T/r")" "pass" "SHA-1 signature with AllowSHA1Signatures yes: pass"
+process "$T/r" "$T/m.sig.sha256"
+tap_is "$(ar "$T/r")" "pass" "openssl opaque signed-data: pass"
+tap_is "$(hdr Content-Type "$T/r" | cut -d';' -f1)" "application/pkcs7-mime" "opaque signed-data is kept by default"
+process "$T/r" "$T/m.sig.sha256" "$(conf unwrap UnwrapOpaqueSigned yes)"
+tap_is "$(ar "$T/r")" "pass" "UnwrapOpaqueSigned: still verified first"
+tap_check "UnwrapOpaqueSigned: the entity replaces the signed-data" -- same_entity "$T/r" "$T/entity"
+process "$T/r" "$T/m.dsig.sha256" "$(conf strip StripSignatures yes)"
+tap_check "StripSignatures: a passing multipart/signed is unwrapped" -- same_entity "$T/r" "$T/entity"
+tap_is "$(ar "$T/r")" "pass" "StripSignatures: the result is still recorded"
+process "$T/r" "$T/m.dsig.ec"
+tap_is "$(ar "$T/r")" "pass" "ECDSA P-256 signer: pass"
+
+# tampering, untrusted, revoked, From mismatch, unparseable
+sed 's/inbound test\./inbound TEST./' "$T/m.dsig.sha256" >"$T/m.bad"
+process "$T/r" "$T/m.bad"
+tap_is "$(ar "$T/r")" "fail" "altered signed content: fail"
+ossl_sign "$T/entity" "$T/s.u" sha256 untrusted && msg "$T/m.untrusted" ursula@example.org <"$T/s.u"
+process "$T/r" "$T/m.untrusted"
+tap_is "$(ar "$T/r")" "neutral" "signer from an unknown root: neutral"
+ossl_sign "$T/entity" "$T/s.rev" sha256 revoked && msg "$T/m.revoked" rita@example.org <"$T/s.rev"
+process "$T/r" "$T/m.revoked"
+tap_is "$(ar "$T/r")" "fail" "revoked signer (CRLs): fail"
+msg "$T/m.forged-from" mallory@example.org <"$T/s.sha256"
+process "$T/r" "$T/m.forged-from"
+tap_is "$(ar "$T/r")" "policy" "signer is not the From address: policy"
+ossl_sign "$T/entity" "$T/s.sam" sha256 signonly-eku && msg "$T/m.eku" sam@example.org <"$T/s.sam"
+process "$T/r" "$T/m.eku"
+tap_is "$(ar "$T/r")" "fail" "signer without emailProtection EKU: fail"
+ossl_sign "$T/entity" "$T/s.weak" sha256 weak && msg "$T/m.weak" walter@example.org <"$T/s.weak"
+process "$T/r" "$T/m.weak"
+tap_is "$(ar "$T/r")" "policy" "1024-bit signer (MinKeyBits 2048): policy"
+sed -e '/^MII/,$ s/^MII.*/MIIgarbage/' "$T/m.dsig.sha256" >"$T/m.garbage"
+process "$T/r" "$T/m.garbage"
+tap_ok $? "unparseable signature: processed, exit 0"
+tap_is "$(ar "$T/r")" "permerror" "unparseable signature: permerror"
+msg "$T/m.plain" alice@example.org <"$T/entity"
+process "$T/r" "$T/m.plain"
+tap_is "$(ar "$T/r")" "none" "no signature: smime=none"
+tap_is "$(stamp "$T/r")" "decrypted=no (not-encrypted); verified=none" "stamp of plain mail"
+
+# ---------------------------------------------------------- decryption
+for c in aes-128-cbc aes-256-cbc aes-256-gcm; do
+    ossl_encrypt "$T/entity" "$T/e.$c" "$c" "$P/bob.crt" && msg "$T/m.env.$c" alice@example.org <"$T/e.$c"
+    process "$T/r" "$T/m.env.$c"
+    tap_check "openssl $c to bob: decrypted entity equals the original" -- same_entity "$T/r" "$T/entity"
+    tap_is "$(stamp "$T/r")" "decrypted=bob@example.net ($c); verified=none" "openssl $c: stamp"
+done
+tap_check "GCM arrives as AuthEnvelopedData" -- grep -q 'smime-type=authEnveloped-data' "$T/m.env.aes-256-gcm"
+ossl_encrypt "$T/entity" "$T/e.oaep" aes-256-cbc "$P/bob.crt" rsa_padding_mode:oaep && msg "$T/m.oaep" alice@example.org <"$T/e.oaep"
+process "$T/r" "$T/m.oaep"
+tap_check "RSA-OAEP key transport: decrypted" -- same_entity "$T/r" "$T/entity"
+ossl_encrypt "$T/entity" "$T/e.ecdh" aes-128-cbc "$P/carol.crt" && msg "$T/m.ecdh" alice@example.org <"$T/e.ecdh"
+process "$T/r" "$T/m.ecdh" "$BASE" carol@example.org
+tap_check "ECDH (carol, P-256): decrypted" -- same_entity "$T/r" "$T/entity"
+ossl_encrypt "$T/entity" "$T/e.old" aes-256-cbc "$P/expired.crt" && msg "$T/m.old" alice@example.org <"$T/e.old"
+process "$T/r" "$T/m.old" "$BASE" erin@example.org
+tap_check "key history: mail to an expired key still decrypts" -- same_entity "$T/r" "$T/entity"
+openssl cms -encrypt -binary -crlfeol -aes-256-cbc -in "$T/entity" -out "$T/e.ski" \
+    -recip "$P/bob.crt" -keyid 2>/dev/null && msg "$T/m.ski" alice@example.org <"$T/e.ski"
+process "$T/r" "$T/m.ski"
+tap_check "RecipientInfo by subject key identifier (as Outlook): decrypted" -- same_entity "$T/r" "$T/entity"
+ossl_encrypt "$T/entity" "$T/e.dave" aes-256-cbc "$P/dave-enc.crt" && msg "$T/m.nokey" alice@example.org <"$T/e.dave"
+process "$T/r" "$T/m.nokey" "$BASE" dave@example.org
+tap_is "$(stamp "$T/r")" "decrypted=no (no-key); verified=none" "no key for it: stamped no-key"
+tap_check "no key: the message is left as it came" -- cmp -s <(body_of "$T/r") <(body_of "$T/m.nokey")
+tap_is "$(ar "$T/r")" "" "no key: no verdict about signatures inside"
+process "$T/r" "$T/m.env.aes-256-cbc" "$BASE" bob@example.net someone@elsewhere.example
+tap_is "$(stamp "$T/r")" "decrypted=no (relayed); verified=none" "a non-local recipient: never decrypted"
+tap_check "relayed: body untouched" -- cmp -s <(body_of "$T/r") <(body_of "$T/m.env.aes-256-cbc")
+process "$T/r" "$T/m.env.aes-256-cbc" "$(conf local LocalDomains "example.org other.example")"
+tap_is "$(stamp "$T/r")" "decrypted=no (relayed); verified=none" "LocalDomains without the recipient's domain: not decrypted"
+process "$T/r" "$T/m.env.aes-256-cbc" "$(conf local2 LocalDomains "example.org example.net")"
+tap_check "LocalDomains naming it: decrypted" -- same_entity "$T/r" "$T/entity"
+process "$T/r" "$T/m.env.aes-256-cbc" "$(conf nodec Decrypt no)"
+tap_is "$(stamp "$T/r")" "decrypted=no (disabled); verified=none" "Decrypt no: stamped disabled"
+# corrupt: cut the base64 in half
+awk 'BEGIN{n=0} /^$|^\r$/ {b=1} {print; if (b && ++n > 12) exit}' "$T/m.env.aes-256-cbc" >"$T/m.corrupt"
+process "$T/r" "$T/m.corrupt"
+tap_ok $? "truncated EnvelopedData: processed, exit 0"
+tap_is "$(stamp "$T/r")" "decrypted=no (corrupt); verified=permerror" "truncated EnvelopedData: corrupt, permerror"
+tap_check "corrupt: delivered as it came" -- cmp -s <(body_of "$T/r") <(body_of "$T/m.corrupt")
+# the type is read from the CMS data, not from smime-type
+sed 's/smime-type=enveloped-data/smime-type=signed-data/' "$T/m.env.aes-256-cbc" >"$T/m.lie"
+process "$T/r" "$T/m.lie"
+tap_check "smime-type says signed-data, data is enveloped: decrypted" -- same_entity "$T/r" "$T/entity"
+sed -e 's|^Content-Type: application/pkcs7-mime.*|Content-Type: application/octet-stream; name="smime.p7m"|' \
+    "$T/m.env.aes-256-cbc" >"$T/m.octet"
+process "$T/r" "$T/m.octet"
+tap_check "application/octet-stream named smime.p7m: decrypted" -- same_entity "$T/r" "$T/entity"
+
+# sign-then-encrypt, both forms; triple wrap
+ossl_encrypt "$T/s.sha256" "$T/e.se" aes-256-cbc "$P/bob.crt" && msg "$T/m.se" alice@example.org <"$T/e.se"
+process "$T/r" "$T/m.se"
+tap_is "$(ar "$T/r")" "pass" "sign-then-encrypt (detached inside): decrypted, then pass"
+tap_check "sign-then-encrypt: the decrypted signed entity is byte-exact" -- same_entity "$T/r" "$T/s.sha256"
+tap_check "the decrypted, signed result still verifies with OpenSSL" -- smime_verify_openssl "$T/r" "$P"
+ossl_encrypt "$T/o.sha256" "$T/e.oe" aes-128-cbc "$P/bob.crt" && msg "$T/m.oe" alice@example.org <"$T/e.oe"
+process "$T/r" "$T/m.oe"
+tap_is "$(ar "$T/r")" "pass" "opaque-signed then encrypted: pass"
+tap_is "$(stamp "$T/r")" "decrypted=bob@example.net (aes-128-cbc); verified=pass" "sign-then-encrypt: stamp"
+ossl_sign "$T/e.se" "$T/t.se" sha256 alice && msg "$T/m.triple" alice@example.org <"$T/t.se"
+process "$T/r" "$T/m.triple"
+tap_is "$(ar "$T/r")" "pass" "signed(encrypted(signed)): the outer layer passes, the inner stays encrypted"
+tap_check "triple wrap: the outer signature's bytes are not touched" -- cmp -s <(body_of "$T/r") <(body_of "$T/m.triple")
+ossl_sign "$T/e.se" "$T/t.op" sha256 alice -nodetach && msg "$T/m.triple2" alice@example.org <"$T/t.op"
+process "$T/r" "$T/m.triple2"
+tap_is "$(ar "$T/r")" "pass,pass" "opaque(encrypted(signed)): both layers, outermost first"
+tap_check "opaque around encrypted: unwrapped and decrypted" -- same_entity "$T/r" "$T/s.sha256"
+
+# --------------------------------------------------------- NSS cmsutil
+NSS=$T/nssdb
+mkdir -p "$NSS" && cp "$P"/nss/* "$NSS"/
+pk12util -i "$P/alice.p12" -d "sql:$NSS" -W "$(cat "$P/passphrase")" -K "" >/dev/null 2>&1
+certutil -A -d "sql:$NSS" -n bob -t ",," -i "$P/bob.crt" >/dev/null 2>&1
+alice_nick=$(certutil -L -d "sql:$NSS" | grep -i alice | sed 's/  *[a-zA-Z,]*$//' | head -n 1)
+wrap_signed() { # wrap_signed ENTITY SIGDER OUT MICALG: multipart/signed entity
+    {
+        printf 'MIME-Version: 1.0\r\nContent-Type: multipart/signed; protocol="application/pkcs7-signature"; micalg=%s; boundary="b1b1b1"\r\n\r\n' "$4"
+        printf 'This is a signed message.\r\n--b1b1b1\r\n'
+        cat "$1"
+        printf '\r\n--b1b1b1\r\nContent-Type: application/pkcs7-signature; name="smime.p7s"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+        base64 -w 76 "$2" | crlf
+        printf '\r\n--b1b1b1--\r\n'
+    } >"$3"
+}
+wrap_p7m() { # wrap_p7m DER OUT TYPE
+    {
+        printf 'MIME-Version: 1.0\r\nContent-Type: application/pkcs7-mime; smime-type=%s; name="smime.p7m"\r\nContent-Transfer-Encoding: base64\r\n\r\n' "$3"
+        base64 -w 76 "$1" | crlf
+    } >"$2"
+}
+if cmsutil -S -N "$alice_nick" -d "sql:$NSS" -T -H SHA256 -G -P -i "$T/entity" -o "$T/nss.sig" >/dev/null 2>&1; then
+    wrap_signed "$T/entity" "$T/nss.sig" "$T/nss.s" sha-256 && msg "$T/m.nss" alice@example.org <"$T/nss.s"
+    process "$T/r" "$T/m.nss"
+    tap_is "$(ar "$T/r")" "pass" "NSS cmsutil detached SHA-256 (Thunderbird's engine): pass"
+else
+    tap_ok 1 "NSS cmsutil signs ($alice_nick)"
+fi
+if cmsutil -S -N "$alice_nick" -d "sql:$NSS" -H SHA512 -G -i "$T/entity" -o "$T/nss.op" >/dev/null 2>&1 &&
+    wrap_p7m "$T/nss.op" "$T/nss.opm" signed-data &&
+    cmsutil -E -r bob@example.net -d "sql:$NSS" -i "$T/nss.opm" -o "$T/nss.env" >/dev/null 2>&1; then
+    wrap_p7m "$T/nss.env" "$T/nss.e" enveloped-data && msg "$T/m.nss.e" alice@example.org <"$T/nss.e"
+    process "$T/r" "$T/m.nss.e"
+    tap_is "$(stamp "$T/r" | cut -d' ' -f1)" "decrypted=bob@example.net" "NSS cmsutil enveloped data: decrypted"
+    tap_is "$(ar "$T/r")" "pass" "NSS opaque SHA-512 inside NSS enveloped data: pass"
+else
+    tap_ok 1 "NSS cmsutil signs and encrypts"
+fi
+
+# ---------------------------------------------------------------- gpgsm
+G=(gpgsm --homedir "$P/gnupg" --batch --no-tty --pinentry-mode loopback --passphrase-fd 4)
+if "${G[@]}" --local-user alice@example.org --detach-sign -o "$T/g.sig" "$T/entity" 2>"$T/g.err" 4<"$P/passphrase"; then
+    wrap_signed "$T/entity" "$T/g.sig" "$T/g.s" sha-256 && msg "$T/m.gpgsm" alice@example.org <"$T/g.s"
+    process "$T/r" "$T/m.gpgsm"
+    tap_is "$(ar "$T/r")" "pass" "gpgsm (KMail's engine) detached signature: pass"
+else
+    tap_ok 1 "gpgsm signs: $(head -n 2 "$T/g.err")"
+fi
+if "${G[@]}" --recipient bob@example.net --encrypt -o "$T/g.env" "$T/g.s" 2>"$T/g.err" 4<"$P/passphrase"; then
+    wrap_p7m "$T/g.env" "$T/g.e" enveloped-data && msg "$T/m.gpgsm.e" alice@example.org <"$T/g.e"
+    process "$T/r" "$T/m.gpgsm.e"
+    tap_check "gpgsm sign-then-encrypt: the signed entity comes out byte-exact" -- same_entity "$T/r" "$T/g.s"
+    tap_is "$(ar "$T/r")" "pass" "gpgsm sign-then-encrypt: pass"
+else
+    tap_ok 1 "gpgsm encrypts: $(head -n 2 "$T/g.err")"
+fi
+smime_gpg_cleanup "$P"
+
+# -------------------------------------------------------------- forgeries
+{
+    printf 'Authentication-Results: %s; smime=pass body.smime-identifier=ceo@example.org\r\n' "$ID"
+    printf 'authentication-results:\r\n\t(comment) MX.TEST.EXAMPLE;\r\n smime=pass\r\n'
+    printf 'AUTHENTICATION-RESULTS: "%s"; smime=pass\r\n' "$ID"
+    printf 'Authentication-Results: other.example; dkim=pass header.d=example.org\r\n'
+    printf 'X-SMIME-Milter: decrypted=ceo@example.org; verified=pass\r\n'
+    printf 'x-smime-milter:\r\n decrypted=yes\r\n'
+    cat "$T/m.plain"
+} >"$T/m.forged"
+process "$T/r" "$T/m.forged"
+tap_is "$(ar "$T/r")" "none" "forged A-R with our authserv-id (any case, folded, commented, quoted) are gone"
+tap_is "$(sed -e '/^\r\{0,1\}$/q' "$T/r" | grep -ci '^x-smime-milter:')" "1" "only our own X-SMIME-Milter survives"
+tap_check "another server's A-R is kept" -- grep -q '^Authentication-Results: other.example; dkim=pass' "$T/r"
+tap_not "no trace of the forged identity" -- grep -q 'ceo@example.org' "$T/r"
+
+# ------------------------------------------------------------ harvesting
+H=$(conf harvest Harvest yes HarvestStore "$T/harvest")
+lookup() { "$CTL" -c "$H" lookup "$1" >"$T/lookup.out" 2>&1; }
+lookup alice@example.org
+tap_is "$?" "1" "before: no certificate for alice"
+process "$T/r" "$T/m.bad" "$H"
+lookup alice@example.org
+tap_is "$?" "1" "a failing signature harvests nothing"
+process "$T/r" "$T/m.forged-from" "$H"
+tap_is "$(ls "$T/harvest" | wc -l)" "0" "a From-mismatched signature harvests nothing"
+process "$T/r" "$T/m.untrusted" "$H"
+"$CTL" -c "$H" lookup ursula@example.org >/dev/null 2>&1
+tap_is "$?" "1" "an untrusted signer is not harvested"
+process "$T/r" "$T/m.dsig.sha256" "$H"
+tap_check "a good signature is harvested (logged)" -- grep -q 'harvested=alice@example.org' "$T/r.log"
+lookup alice@example.org
+tap_is "$?" "0" "after: smime-milter-ctl lookup finds alice's certificate"
+tap_check "lookup says it came from the harvested store" -- grep -q 'source: harvested' "$T/lookup.out"
+tap_check "the harvested file records the capabilities" -- grep -q '^# capabilities: known' "$T"/harvest/alice@example.org.pem
+# the next outbound message to alice is encrypted with the harvested certificate
+printf 'From: <bob@example.net>\r\nTo: <alice@example.org>\r\nSubject: reply\r\n\r\nreply text\r\n' >"$T/reply"
+"$CTL" -c "$H" process --outbound --from bob@example.net --rcpt alice@example.org <"$T/reply" >"$T/reply.out" 2>/dev/null
+tap_check "a reply to the correspondent is encrypted to the harvested certificate" -- \
+    smime_decrypt_openssl "$T/reply.out" "$P/alice.crt" "$P/alice.key" "$T/reply.dec"
+# dave signs with one key and names his encryption certificate
+# (SMIMEEncryptionKeyPreference): our own outbound signing makes such mail
+mkdir -p "$T/davekeys"
+cp "$P/dave-sign.pem" "$P/dave-enc.pem" "$T/davekeys/" && chmod 600 "$T"/davekeys/*
+printf 'From: <dave@example.org>\r\nTo: <bob@example.net>\r\nSubject: hi\r\n\r\nhello\r\n' >"$T/dave.in"
+"$CTL" -c "$(conf daveout KeyStore "$T/davekeys")" process --outbound --from dave@example.org \
+    --rcpt bob@example.net <"$T/dave.in" >"$T/m.dave" 2>/dev/null
+process "$T/r" "$T/m.dave" "$H"
+tap_is "$(ar "$T/r")" "pass" "dave's signature (signing-only key) passes"
+"$CTL" -c "$H" lookup dave@example.org >"$T/lookup.out" 2>&1
+tap_is "$?" "0" "harvest honours SMIMEEncryptionKeyPreference: dave has a certificate"
+tap_check "the harvested certificate is dave's encryption one" -- \
+    grep -qi "$(openssl x509 -in "$P/dave-enc.crt" -noout -fingerprint -sha256 | sed 's/.*=//; s/://g' | cut -c1-16)" "$T/lookup.out"
+tap_done

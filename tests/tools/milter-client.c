@@ -11,10 +11,9 @@
  *       -f sender -r rcpt [-r rcpt]... < message > result
  *
  * stderr gets one line "reply=<word> [code text]" and one line per
- * modification ("add Name: value", "change Name[i]: value",
- * "delete Name[i]", "body N bytes", "quarantine reason").
- * Exit: 0 continue/accept, 1 tempfail, 2 reject, 3 discard,
- * 4 protocol or I/O error.
+ * modification ("add Name: value", "insert[i] Name: value", "change Name[i]:
+ * value", "delete Name[i]", "body N bytes", "quarantine reason"). Exit: 0
+ * continue/accept, 1 tempfail, 2 reject, 3 discard, 4 protocol or I/O error.
  *
  * The changes are applied with the project's own result writer (the same
  * libmilter index semantics as smime-milter-ctl), so the output can be
@@ -334,16 +333,22 @@ main(int argc, char **argv)
                 fprintf(stderr, "change %s[%u]: %s\n", name, idx, val);
                 smm_result_edit(&res, SMM_EDIT_CHANGE, name, (int)idx, val);
             }
+        } else if (rc_c == 'i') { /* SMFIR_INSHEADER */
+            uint32_t idx;
+            char *name = rbuf + 4, *val;
+            memcpy(&idx, rbuf, 4);
+            idx = ntohl(idx);
+            val = name + strlen(name) + 1;
+            fprintf(stderr, "insert[%u] %s: %s\n", idx, name, val);
+            smm_result_edit(&res, SMM_EDIT_INSERT, name, (int)idx, val);
         } else if (rc_c == 'b') {
-            if (res.body == NULL &&
-                smm_spool_new(64 * 1024 * 1024, "/tmp", &res.body, &err) !=
-                    SMM_OK)
+            if (res.body == NULL && smm_spool_new(64 * 1024 * 1024, "/tmp",
+                                                  &res.body, &err) != SMM_OK)
                 die("out of memory");
             smm_spool_write(res.body, rbuf, rlen, &err);
         } else if (rc_c == 'q') {
             fprintf(stderr, "quarantine %s\n", rbuf);
-        } else if (rc_c == 'i' || rc_c == 'e' || rc_c == '-' ||
-                   rc_c == '2' || rc_c == '+') {
+        } else if (rc_c == 'e' || rc_c == '-' || rc_c == '2' || rc_c == '+') {
             fprintf(stderr, "unhandled modification '%c'\n", rc_c);
         } else {
             break;

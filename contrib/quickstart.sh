@@ -1,10 +1,12 @@
 #!/bin/bash
 # quickstart.sh -- install the dependencies, build smime-milter, and show it
 # working: a demo PKI, the milter behind a private loopback Postfix, a
-# sample mail from alice@example.org signed and encrypted on its way
-# through (the recipient's certificate found in a local store; others in a
+# sample mail from alice@example.org signed and encrypted on its way out
+# (the recipient's certificate found in a local store; others in a
 # loopback slapd), decrypted and verified with OpenSSL as the recipient's
-# client would, and the stamps and log lines an admin would see.
+# client would, then decrypted and verified by the milter itself when it
+# arrives inbound (Authentication-Results), a signed mail from a new
+# correspondent harvested, and the stamps and log lines an admin would see.
 # Run as root on Debian 12.  Touches nothing outside the build directory
 # and a demo directory (DEMO_DIR, default /tmp/smime-milter-demo); the
 # system Postfix is neither configured nor started.
@@ -32,6 +34,8 @@ mkdir -p "$DEMO_DIR/keys"
 chmod 711 "$DEMO_DIR"
 sh tests/pki/mkpki.sh "$DEMO_DIR/pki" >/dev/null 2>&1
 install -m 600 "$DEMO_DIR/pki/alice.p12" "$DEMO_DIR/keys/alice.p12"
+install -m 600 "$DEMO_DIR/pki/bob.p12" "$DEMO_DIR/keys/bob.p12"
+mkdir -p "$DEMO_DIR/harvest"
 install -m 600 "$DEMO_DIR/pki/passphrase" "$DEMO_DIR/keys.pass"
 # shellcheck source=../tests/lib/postfix.sh
 . tests/lib/postfix.sh
@@ -62,7 +66,13 @@ KeyStore               $DEMO_DIR/keys
 KeyStorePassphraseFile $DEMO_DIR/keys.pass
 TrustAnchors           $DEMO_DIR/anchors.pem
 CRLs                   $DEMO_DIR/pki/crl.pem
-InternalHosts          127.0.0.0/8
+# mail submitted on port 587 (Postfix sets {daemon_name}=ORIGINATING) is
+# outbound; everything arriving on port 25 is inbound
+InternalHosts          192.0.2.0/24
+OutboundDaemons        ORIGINATING
+AuthservID             mx.example.net
+Harvest                yes
+HarvestStore           $DEMO_DIR/harvest
 CertificateStore       $DEMO_DIR/certs
 LDAPURI                $LDAP_URI
 LDAPBase               dc=example,dc=org
@@ -86,9 +96,10 @@ for _ in $(seq 1 50); do grep -q listening "$DEMO_DIR/milter.log" && break; slee
 pf_init "$DEMO_DIR/postfix" >/dev/null
 pf_conf "smtpd_milters=inet:127.0.0.1:$port" "milter_default_action=tempfail"
 pf_start >/dev/null
-echo "Postfix listens on 127.0.0.1:$PF_PORT, relays to a capture sink on :$PF_SINK_PORT"
+echo "Postfix listens on 127.0.0.1:$PF_PORT (MX, inbound) and :$PF_SUB_PORT (submission, outbound),"
+echo "and relays to a capture sink on :$PF_SINK_PORT"
 
-say "sending a mail from alice@example.org to bob@example.net"
+say "alice@example.org submits a mail to bob@example.net (port $PF_SUB_PORT: outbound)"
 cat >"$DEMO_DIR/sample.eml" <<'EOM'
 From: Alice <alice@example.org>
 To: Bob <bob@example.net>
@@ -100,10 +111,9 @@ Hi Bob,
 
 the figures are attached in spirit. Grüße, Alice
 EOM
-pf_send alice@example.org bob@example.net "$DEMO_DIR/sample.eml" >/dev/null
+pf_send alice@example.org bob@example.net "$DEMO_DIR/sample.eml" --port "$PF_SUB_PORT" >/dev/null
 echo "SMTP reply: $(cat "$PF_LAST_REPLY")"
-pf_wait_sink 1 30
-cp "$(pf_sink_files | tail -n 1)" "$DEMO_DIR/to-bob.eml"
+cp "$(pf_sink_file_of_last 30)" "$DEMO_DIR/to-bob.eml"
 
 say "what Bob receives ($DEMO_DIR/to-bob.eml, shortened): signed, then encrypted to his certificate"
 tr -d '\r' <"$DEMO_DIR/to-bob.eml" | sed -n '1,/^$/p'
@@ -120,15 +130,31 @@ sed 's/^/    | /' "$DEMO_DIR/to-bob.content.txt"
 
 say "a mail to someone without a certificate goes out signed only"
 sed 's/^To: .*/To: Nina <nocert@example.org>/' "$DEMO_DIR/sample.eml" >"$DEMO_DIR/sample2.eml"
-pf_send alice@example.org nocert@example.org "$DEMO_DIR/sample2.eml" >/dev/null
-pf_wait_sink 2 30
-cp "$(pf_sink_files | tail -n 1)" "$DEMO_DIR/to-nocert.eml"
+pf_send alice@example.org nocert@example.org "$DEMO_DIR/sample2.eml" --port "$PF_SUB_PORT" >/dev/null
+cp "$(pf_sink_file_of_last 30)" "$DEMO_DIR/to-nocert.eml"
 grep -i '^Content-Type:' "$DEMO_DIR/to-nocert.eml" | head -n 1 | tr -d '\r'
 openssl cms -verify -purpose smimesign -CAfile "$DEMO_DIR/pki/trust.pem" \
     -in "$DEMO_DIR/to-nocert.eml" -out /dev/null
 
+say "the encrypted mail reaches Bob's gateway (port 25: inbound): decrypted and verified"
+pf_send alice@example.org bob@example.net "$DEMO_DIR/to-bob.eml" >/dev/null
+cp "$(pf_sink_file_of_last 30)" "$DEMO_DIR/bob-inbox.eml"
+tr -d '\r' <"$DEMO_DIR/bob-inbox.eml" | sed -n '1,/^$/p' | grep -v '^Received:\|^\s*by \|^\s*for \|^\s*(using'
+tr -d '\r' <"$DEMO_DIR/bob-inbox.eml" | sed '1,/^$/d' | sed -n '1,/^$/!p' | head -n 12 | sed 's/^/    | /'
+
+say "carol@example.org signs a mail in her own client: verified, her certificate harvested"
+openssl cms -sign -md sha256 -signer "$DEMO_DIR/pki/carol.crt" -inkey "$DEMO_DIR/pki/carol.key" \
+    -certfile "$DEMO_DIR/pki/chain.pem" -in "$DEMO_DIR/sample.eml" >"$DEMO_DIR/carol.signed"
+{ printf 'From: Carol <carol@example.org>\nTo: Bob <bob@example.net>\nSubject: Hello from Carol\n'
+  cat "$DEMO_DIR/carol.signed"; } >"$DEMO_DIR/from-carol.eml"
+pf_send carol@example.org bob@example.net "$DEMO_DIR/from-carol.eml" >/dev/null
+cp "$(pf_sink_file_of_last 30)" "$DEMO_DIR/bob-inbox-2.eml"
+tr -d '\r' <"$DEMO_DIR/bob-inbox-2.eml" | sed -n '1,/^$/p' | grep -A4 '^Authentication-Results:'
+echo "harvested: $(ls "$DEMO_DIR/harvest" | tr '\n' ' ')"
+
 say "the stamps"
-grep -h -i '^X-SMIME-Milter:' "$DEMO_DIR/to-bob.eml" "$DEMO_DIR/to-nocert.eml" | tr -d '\r'
+grep -h -i '^X-SMIME-Milter:' "$DEMO_DIR/to-bob.eml" "$DEMO_DIR/to-nocert.eml" \
+    "$DEMO_DIR/bob-inbox.eml" "$DEMO_DIR/bob-inbox-2.eml" | tr -d '\r'
 
 say "the milter's log lines"
 grep 'result=' "$DEMO_DIR/milter.log"

@@ -362,8 +362,21 @@ smm_cms_cipher_name(const unsigned char *der, size_t len, char *buf, size_t sz)
  * SMM_ENOCERT when no key fits, SMM_EPARSE when a fitting key fails (a
  * damaged message).
  */
+static int
+serves(const struct smm_key *k, char *const *addrs, size_t n)
+{
+    size_t i, j;
+
+    for (i = 0; i < k->addrs.n; i++)
+        for (j = 0; j < n; j++)
+            if (smm_addr_equal(k->addrs.v[i], addrs[j]))
+                return 1;
+    return 0;
+}
+
 smm_status
-smm_cms_decrypt(CMS_ContentInfo *cms, const struct smm_keystore *ks, BIO *out,
+smm_cms_decrypt(CMS_ContentInfo *cms, const struct smm_keystore *ks,
+                char *const *rcpts, size_t nrcpts, BIO *out,
                 const struct smm_key **used, struct smm_err *err)
 {
     STACK_OF(CMS_RecipientInfo) *ris = CMS_get0_RecipientInfos(cms);
@@ -371,48 +384,54 @@ smm_cms_decrypt(CMS_ContentInfo *cms, const struct smm_keystore *ks, BIO *out,
     ASN1_OCTET_STRING *keyid;
     X509_NAME *issuer;
     ASN1_INTEGER *serial;
-    int i, j, tried = 0;
+    int i, j, tried = 0, pass;
 
     *used = NULL;
-    for (i = 0; i < sk_CMS_RecipientInfo_num(ris); i++) {
-        CMS_RecipientInfo *ri = sk_CMS_RecipientInfo_value(ris, i);
-        STACK_OF(CMS_RecipientEncryptedKey) *reks = NULL;
-        int nids = 1;
+    /* first the keys of the envelope recipients, then any (EncryptToSelf
+     * puts the sender's key in too, archive keys may be there) */
+    for (pass = 0; pass < 2; pass++)
+        for (i = 0; i < sk_CMS_RecipientInfo_num(ris); i++) {
+            CMS_RecipientInfo *ri = sk_CMS_RecipientInfo_value(ris, i);
+            STACK_OF(CMS_RecipientEncryptedKey) *reks = NULL;
+            int nids = 1;
 
-        if (CMS_RecipientInfo_type(ri) == CMS_RECIPINFO_AGREE) {
-            if ((reks = CMS_RecipientInfo_kari_get0_reks(ri)) == NULL)
-                continue;
-            nids = sk_CMS_RecipientEncryptedKey_num(reks);
-        } else if (CMS_RecipientInfo_type(ri) != CMS_RECIPINFO_TRANS) {
-            continue;
-        }
-        for (j = 0; j < nids; j++) {
-            size_t it = 0;
-            keyid = NULL;
-            issuer = NULL;
-            serial = NULL;
-            if (reks != NULL) {
-                if (!CMS_RecipientEncryptedKey_get0_id(
-                        sk_CMS_RecipientEncryptedKey_value(reks, j), &keyid,
-                        NULL, NULL, &issuer, &serial))
+            if (CMS_RecipientInfo_type(ri) == CMS_RECIPINFO_AGREE) {
+                if ((reks = CMS_RecipientInfo_kari_get0_reks(ri)) == NULL)
                     continue;
-            } else if (!CMS_RecipientInfo_ktri_get0_signer_id(
-                           ri, &keyid, &issuer, &serial)) {
+                nids = sk_CMS_RecipientEncryptedKey_num(reks);
+            } else if (CMS_RecipientInfo_type(ri) != CMS_RECIPINFO_TRANS) {
                 continue;
             }
-            while ((k = smm_keystore_recipient(ks, keyid, issuer, serial,
-                                               &it)) != NULL) {
-                tried++;
-                ERR_clear_error();
-                if (CMS_decrypt_set1_pkey_and_peer(cms, k->pkey, k->cert,
-                                                   NULL) == 1 &&
-                    CMS_decrypt(cms, NULL, NULL, NULL, out, CMS_BINARY) == 1) {
-                    *used = k;
-                    return SMM_OK;
+            for (j = 0; j < nids; j++) {
+                size_t it = 0;
+                keyid = NULL;
+                issuer = NULL;
+                serial = NULL;
+                if (reks != NULL) {
+                    if (!CMS_RecipientEncryptedKey_get0_id(
+                            sk_CMS_RecipientEncryptedKey_value(reks, j), &keyid,
+                            NULL, NULL, &issuer, &serial))
+                        continue;
+                } else if (!CMS_RecipientInfo_ktri_get0_signer_id(
+                               ri, &keyid, &issuer, &serial)) {
+                    continue;
+                }
+                while ((k = smm_keystore_recipient(ks, keyid, issuer, serial,
+                                                   &it)) != NULL) {
+                    if (serves(k, rcpts, nrcpts) != (pass == 0))
+                        continue;
+                    tried++;
+                    ERR_clear_error();
+                    if (CMS_decrypt_set1_pkey_and_peer(cms, k->pkey, k->cert,
+                                                       NULL) == 1 &&
+                        CMS_decrypt(cms, NULL, NULL, NULL, out, CMS_BINARY) ==
+                            1) {
+                        *used = k;
+                        return SMM_OK;
+                    }
                 }
             }
         }
-    }
     if (tried > 0)
         return smm_err_ossl(err, SMM_EPARSE,
                             "decryption with the matching key failed");

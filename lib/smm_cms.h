@@ -18,8 +18,8 @@
  * Inbound: smm_cms_parse() reads DER and says what it is;
  * smm_cms_decrypt() finds a key of the store for one of the RecipientInfos
  * (issuer and serial, or subject key identifier; key transport or key
- * agreement; every key in the store counts, expired ones too) and writes
- * the content; smm_cms_verify() digests the content (dcont for a detached
+ * agreement; every key in the store counts, expired ones too; keys of the
+ * given recipient addresses first) and writes the content; smm_cms_verify() digests the content (dcont for a detached
  * signature, else the embedded one, copied to out when out is not NULL)
  * and judges every signer: signature, chain to the trust anchors at
  * o->now with the "smime_sign" purpose (key usage, EKU), CRLs, then local
@@ -90,7 +90,8 @@ CMS_ContentInfo *smm_cms_parse(const unsigned char *, size_t,
                                enum smm_cms_kind *, struct smm_err *);
 void smm_cms_cipher_name(const unsigned char *, size_t, char *, size_t);
 smm_status smm_cms_decrypt(CMS_ContentInfo *, const struct smm_keystore *,
-                           BIO *, const struct smm_key **, struct smm_err *);
+                           char *const *, size_t, BIO *,
+                           const struct smm_key **, struct smm_err *);
 smm_status smm_cms_verify(CMS_ContentInfo *, BIO *, BIO *,
                           const struct smm_verify_opts *, struct smm_sig *,
                           struct smm_err *);

@@ -579,7 +579,8 @@ do_pkcs7(struct in_ctx *c, struct ent *e, int may_change, const char *part,
                 goto out;
             }
         }
-        st = smm_cms_decrypt(cms, c->s->ks, mem, &k, &perr);
+        st = smm_cms_decrypt(cms, c->s->ks, c->m->rcpts, c->m->nrcpts, mem, &k,
+                             &perr);
         if (st == SMM_ENOCERT) {
             c->dec_no = "no-key";
             c->unreadable = 1;
@@ -1133,6 +1134,10 @@ harvest(struct in_ctx *c, struct smm_buf *log)
 
     if (!c->s->cfg->harvest || c->s->cfg->harvest_store[0] == '\0' ||
         c->from == NULL)
+        return;
+    /* our own users' certificates are known already */
+    if (smm_keystore_signer(c->s->ks, c->from, c->o->now, 0) != NULL ||
+        smm_keystore_encryption(c->s->ks, c->from, c->o->now) != NULL)
         return;
     for (i = 0; i < c->nlayers; i++) {
         const struct smm_sig *sg = &c->layers[i].sig;

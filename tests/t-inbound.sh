@@ -170,6 +170,12 @@ openssl cms -encrypt -binary -crlfeol -aes-256-cbc -in "$T/entity" -out "$T/e.sk
     -recip "$P/bob.crt" -keyid 2>/dev/null && msg "$T/m.ski" alice@example.org <"$T/e.ski"
 process "$T/r" "$T/m.ski"
 tap_check "RecipientInfo by subject key identifier (as Outlook): decrypted" -- same_entity "$T/r" "$T/entity"
+openssl cms -encrypt -binary -aes-256-cbc -in "$T/entity" -out "$T/e.two" \
+    -recip "$P/carol.crt" -recip "$P/bob.crt" 2>/dev/null && norm "$T/e.two" &&
+    msg "$T/m.two" alice@example.org <"$T/e.two"
+process "$T/r" "$T/m.two"
+tap_is "$(stamp "$T/r")" "decrypted=bob@example.net (aes-256-cbc); verified=none" \
+    "two keys of the store fit: the envelope recipient's is used"
 ossl_encrypt "$T/entity" "$T/e.dave" aes-256-cbc "$P/dave-enc.crt" && msg "$T/m.nokey" alice@example.org <"$T/e.dave"
 process "$T/r" "$T/m.nokey" "$BASE" dave@example.org
 tap_is "$(stamp "$T/r")" "decrypted=no (no-key); verified=none" "no key for it: stamped no-key"

@@ -11,6 +11,7 @@
 . "$(dirname "$0")/lib/common.sh"
 . "$SRCDIR/tests/lib/postfix.sh"
 . "$SRCDIR/tests/lib/smime-check.sh"
+. "$SRCDIR/tests/lib/smime-make.sh"
 
 make_pki "$T/pki" || { echo "Bail out! cannot make the test PKI"; exit 1; }
 P=$T/pki
@@ -90,6 +91,20 @@ tap_check "the delivered signature verifies with OpenSSL" -- smime_verify_openss
 tap_check "the delivered signature verifies with NSS" -- smime_verify_nss "$out" "$P"
 tap_check "the milter logs the decryption key and verdict" -- \
     grep -q 'decrypted=bob@example.net .*sig1=pass signer1=alice@example.org' "$MILTER_LOG"
+
+# the same through Thunderbird's and KMail's engines
+nick=$(smime_nss_db "$P" "$T/nssdb")
+smime_nss_sign_encrypt "$T/entity" "$T/nssdb" "$nick" "$T/nss.e" &&
+    msg "$T/m.nss" alice@example.org bob@example.net <"$T/nss.e"
+out=$(send alice@example.org bob@example.net "$T/m.nss")
+tap_is "$(hdr X-SMIME-Milter "$out" | cut -d' ' -f1)" "decrypted=bob@example.net" "NSS cmsutil sign-then-encrypt: decrypted"
+tap_is "$(ar "$out")" "pass" "NSS cmsutil opaque SHA-512 inside: pass"
+smime_gpgsm_sign "$T/entity" "$P" "$T/g.s" && smime_gpgsm_encrypt "$T/g.s" "$P" "$T/g.e" &&
+    msg "$T/m.gpgsm" alice@example.org bob@example.net <"$T/g.e"
+smime_gpg_cleanup "$P"
+out=$(send alice@example.org bob@example.net "$T/m.gpgsm")
+tap_is "$(ar "$out")" "pass" "gpgsm sign-then-encrypt: decrypted, pass"
+tap_check "gpgsm: the signed entity arrives byte for byte" -- cmp -s <(body_of "$out") <(body_of "$T/g.s")
 
 # relayed: one recipient elsewhere
 out=$(send alice@example.org "bob@example.net,carl@elsewhere.example" "$T/m1")

@@ -19,12 +19,12 @@
  * smm_cms_decrypt() finds a key of the store for one of the RecipientInfos
  * (issuer and serial, or subject key identifier; key transport or key
  * agreement; every key in the store counts, expired ones too; keys of the
- * given recipient addresses first) and writes the content; smm_cms_verify() digests the content (dcont for a detached
- * signature, else the embedded one, copied to out when out is not NULL)
- * and judges every signer: signature, chain to the trust anchors at
- * o->now with the "smime_sign" purpose (key usage, EKU), CRLs, then local
- * policy (SHA-1/MD5, key size, signer address = From).  The best signer
- * is reported; SMM_OK whenever res is meaningful.
+ * given recipient addresses first) and writes the content; smm_cms_verify()
+ * digests the content (dcont for a detached signature, else the embedded one,
+ * copied to out when out is not NULL) and judges every signer: signature, chain
+ * to the trust anchors at o->now with the "smime_sign" purpose (key usage,
+ * EKU), CRLs, then local policy (SHA-1/MD5, key size, signer address = From).
+ * The best signer is reported; SMM_OK whenever res is meaningful.
  *
  * smm_crypto_init() once at start, before threads; smm_crypto_done() at
  * exit.  Thread-safe: keys and certificates are only read.  Each call drains

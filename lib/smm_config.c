@@ -67,6 +67,8 @@ static const struct keydef keys[] = {
     {"MaxMemoryBody", K_SIZE, OFF(max_memory_body), "1M", NULL},
     {"TempDirectory", K_PATH, OFF(temp_dir), "/tmp", NULL},
     {"MaxMessageSize", K_SIZE, OFF(max_message_size), "64M", NULL},
+    {"MaxMimeDepth", K_INT, OFF(max_mime_depth), "32", NULL},
+    {"MaxMimeParts", K_INT, OFF(max_mime_parts), "1000", NULL},
     {"CertificateStore", K_PATH, OFF(cert_store), "", NULL},
     {"HarvestStore", K_PATH, OFF(harvest_store), "", NULL},
     {"MinKeyBits", K_INT, OFF(min_key_bits), "2048", NULL},

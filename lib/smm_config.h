@@ -48,6 +48,8 @@ struct smm_config {
     size_t max_memory_body;  /* MaxMemoryBody */
     char *temp_dir;          /* TempDirectory */
     size_t max_message_size; /* MaxMessageSize (0 = no limit) */
+    int max_mime_depth;      /* MaxMimeDepth */
+    int max_mime_parts;      /* MaxMimeParts */
     int log_level;           /* LogLevel (syslog numbers) */
     char *syslog_facility;   /* SyslogFacility */
     /* recipient certificates */

@@ -32,8 +32,6 @@
 #include "smm_x509.h"
 #include "smm_certstore.h"
 
-#define IN_MAX_DEPTH 16       /* nesting of layers and multiparts */
-#define IN_MAX_PARTS 1000     /* parts looked at in one message */
 #define IN_MAX_LAYERS 16      /* Authentication-Results fields */
 #define IN_MAX_CMS (64 << 20) /* biggest CMS blob decoded */
 
@@ -61,6 +59,7 @@ struct in_ctx {
     struct layer layers[IN_MAX_LAYERS];
     int nlayers;
     int parts;
+    int exceeded; /* MaxMimeDepth or MaxMimeParts reached */
     const struct smm_key *dec_key;
     char cipher[64];
     const char *dec_no; /* decrypted=no (reason) */
@@ -648,19 +647,45 @@ out:
 
 /* The parts of a multipart body: offsets of each part's bytes. */
 struct partlist {
-    size_t off[64], len[64];
+    size_t *off, *len;
     int n;
-    int closed; /* the close delimiter was seen */
 };
+
+static void
+partlist_free(struct partlist *pl)
+{
+    free(pl->off);
+    free(pl->len);
+    memset(pl, 0, sizeof(*pl));
+}
+
+static smm_status
+part_add(struct partlist *pl, size_t off, size_t len, struct smm_err *err)
+{
+    size_t *no, *nl;
+
+    if ((no = realloc(pl->off, (size_t)(pl->n + 1) * sizeof(*no))) != NULL)
+        pl->off = no;
+    if ((nl = realloc(pl->len, (size_t)(pl->n + 1) * sizeof(*nl))) != NULL)
+        pl->len = nl;
+    if (no == NULL || nl == NULL) {
+        partlist_free(pl);
+        return smm_err_set(err, SMM_ENOMEM, "out of memory");
+    }
+    pl->off[pl->n] = off;
+    pl->len[pl->n] = len;
+    pl->n++;
+    return SMM_OK;
+}
 
 /*
  * Split [off, off+len) at "--boundary" lines (RFC 2046 5.1.1): a part
- * ends before the line end that precedes the next delimiter.  At most
- * max parts are recorded (cb is called for every part when given).
+ * ends before the line end that precedes the next delimiter.  At most max
+ * parts are recorded (*more is set when there were others).
  */
 static smm_status
 split_parts(struct smm_spool *sp, size_t off, size_t len, const char *boundary,
-            struct partlist *pl, int max)
+            int max, struct partlist *pl, int *more, struct smm_err *err)
 {
     struct rr r = {.sp = sp, .pos = off, .end = off + len};
     char line[512];
@@ -669,26 +694,28 @@ split_parts(struct smm_spool *sp, size_t off, size_t len, const char *boundary,
     int in_part = 0;
 
     memset(pl, 0, sizeof(*pl));
+    *more = 0;
     while (rr_line(&r, line, sizeof(line), &start, &total, &eol)) {
-        if (line[0] == '-' && line[1] == '-' &&
+        if (line[0] == '-' && line[1] == '-' && total - eol < sizeof(line) &&
             strncmp(line + 2, boundary, blen) == 0) {
             const char *rest = line + 2 + blen;
             int close = rest[0] == '-' && rest[1] == '-';
             if (close)
                 rest += 2;
             if (rest[strspn(rest, " \t")] == '\0') {
-                if (in_part && pl->n < max && pl->n < 64) {
-                    size_t end = start >= part_start + prev_eol
-                                     ? start - prev_eol
-                                     : part_start;
-                    pl->off[pl->n] = part_start;
-                    pl->len[pl->n] = end - part_start;
-                    pl->n++;
-                }
-                if (close) {
-                    pl->closed = 1;
+                if (in_part && pl->n >= max) {
+                    *more = 1;
                     return SMM_OK;
                 }
+                if (in_part &&
+                    part_add(pl, part_start,
+                             (start >= part_start + prev_eol ? start - prev_eol
+                                                             : part_start) -
+                                 part_start,
+                             err) != SMM_OK)
+                    return SMM_ENOMEM;
+                if (close)
+                    return SMM_OK;
                 in_part = 1;
                 part_start = start + total;
                 prev_eol = eol;
@@ -696,6 +723,14 @@ split_parts(struct smm_spool *sp, size_t off, size_t len, const char *boundary,
             }
         }
         prev_eol = eol;
+    }
+    /* no close delimiter: the last part runs to the end (as clients read
+     * it) */
+    if (in_part && pl->n < max && part_start < off + len) {
+        if (part_add(pl, part_start, off + len - part_start, err) != SMM_OK)
+            return SMM_ENOMEM;
+    } else if (in_part && pl->n >= max) {
+        *more = 1;
     }
     return SMM_OK;
 }
@@ -706,7 +741,7 @@ do_signed(struct in_ctx *c, struct ent *e, const struct ctinfo *ci,
           int may_change, const char *part, int depth, struct smm_spool **repl,
           struct smm_err *err)
 {
-    struct partlist pl;
+    struct partlist pl = {0};
     struct ent sigent = {0}, inner = {0};
     struct smm_spool *signed_part = NULL, *inner_repl = NULL;
     unsigned char *der = NULL;
@@ -719,18 +754,20 @@ do_signed(struct in_ctx *c, struct ent *e, const struct ctinfo *ci,
     BIO *dcont = NULL, *mem = NULL;
     smm_status st = SMM_OK;
 
+    int more;
+
     if (!c->s->cfg->verify)
         return SMM_OK;
-    if ((st = split_parts(e->sp, e->off, e->len, ci->boundary, &pl, 2)) !=
-        SMM_OK)
+    if ((st = split_parts(e->sp, e->off, e->len, ci->boundary, 2, &pl, &more,
+                          err)) != SMM_OK)
         return st;
     if (pl.n < 2) {
         layer_error(c, part, SMM_SIG_PERMERROR,
                     "multipart/signed without two parts");
-        return SMM_OK;
+        goto out;
     }
     if ((l = new_layer(c, part)) == NULL)
-        return SMM_OK;
+        goto out;
     if ((st = canon_copy(c, e->sp, pl.off[0], pl.len[0], &signed_part, err)) !=
             SMM_OK ||
         (st = ent_parse(e->sp, pl.off[1], pl.len[1], &sigent, err)) != SMM_OK)
@@ -802,6 +839,7 @@ do_signed(struct in_ctx *c, struct ent *e, const struct ctinfo *ci,
             *repl = inner_repl != NULL ? inner_repl : signed_part;
     }
 out:
+    partlist_free(&pl);
     ent_free(&sigent);
     ent_free(&inner);
     BIO_free(dcont);
@@ -821,26 +859,30 @@ do_multi(struct in_ctx *c, struct ent *e, const struct ctinfo *ci,
     struct smm_spool *ignored = NULL;
     char num[64];
     smm_status st;
-    int i;
+    int i, more;
 
     if (!c->s->cfg->verify)
         return SMM_OK;
-    if ((st = split_parts(e->sp, e->off, e->len, ci->boundary, &pl, 64)) !=
-        SMM_OK)
+    if ((st = split_parts(e->sp, e->off, e->len, ci->boundary,
+                          c->s->cfg->max_mime_parts - c->parts, &pl, &more,
+                          err)) != SMM_OK)
         return st;
-    for (i = 0; i < pl.n && c->parts < IN_MAX_PARTS; i++) {
+    if (more)
+        c->exceeded = 1;
+    for (i = 0; i < pl.n; i++) {
         c->parts++;
         snprintf(num, sizeof(num), "%s%s%d", part != NULL ? part : "",
                  part != NULL && *part != '\0' ? "." : "", i + 1);
         if ((st = ent_parse(e->sp, pl.off[i], pl.len[i], &child, err)) !=
             SMM_OK)
-            return st;
+            break;
         st = walk(c, &child, 0, num, depth + 1, &ignored, err);
         ent_free(&child);
         if (st != SMM_OK)
-            return st;
+            break;
     }
-    return SMM_OK;
+    partlist_free(&pl);
+    return st;
 }
 
 static smm_status
@@ -850,8 +892,11 @@ walk(struct in_ctx *c, struct ent *e, int may_change, const char *part,
     struct ctinfo ci;
 
     *repl = NULL;
-    if (depth > IN_MAX_DEPTH)
+    if (depth > c->s->cfg->max_mime_depth ||
+        c->parts >= c->s->cfg->max_mime_parts) {
+        c->exceeded = 1;
         return SMM_OK;
+    }
     classify(e, &ci);
     switch (ci.kind) {
     case K_PKCS7:
@@ -1197,6 +1242,11 @@ smm_inbound_run(const struct smm_state *s, struct smm_message *m,
         goto out;
     if (repl != NULL && (st = apply_replacement(&c, repl, r, err)) != SMM_OK)
         goto out;
+    if (c.exceeded) { /* not everything could be looked at */
+        layer_error(&c, NULL, SMM_SIG_PERMERROR,
+                    "MIME structure beyond MaxMimeDepth or MaxMimeParts");
+        smm_buf_printf(&r->log, " limits=exceeded");
+    }
 
     /* Authentication-Results at the top, outermost layer first */
     if (c.nlayers == 0 && !c.unreadable) {

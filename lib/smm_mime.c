@@ -13,8 +13,6 @@
 #include "smm_buf.h"
 #include "smm_mime.h"
 
-#define MIME_MAX_DEPTH 64
-
 int
 smm_mime_is_content_header(const char *name)
 {
@@ -150,7 +148,13 @@ guess_charset(struct smm_spool *body)
     return eight ? "utf-8" : "us-ascii";
 }
 
-static void canon_object(GMimeObject *, int);
+struct canon_limits {
+    int max_depth, max_parts;
+    int parts;
+    int exceeded;
+};
+
+static void canon_object(GMimeObject *, int, struct canon_limits *);
 
 static void
 canon_part(GMimePart *part)
@@ -178,14 +182,16 @@ canon_part(GMimePart *part)
 }
 
 static void
-canon_object(GMimeObject *o, int depth)
+canon_object(GMimeObject *o, int depth, struct canon_limits *lim)
 {
     GMimeContentType *ct = g_mime_object_get_content_type(o);
     GMimeMessage *inner;
     int i, n;
 
-    if (depth > MIME_MAX_DEPTH)
+    if (depth > lim->max_depth || ++lim->parts > lim->max_parts) {
+        lim->exceeded = 1;
         return;
+    }
     /* signed or encrypted content must stay byte for byte */
     if (GMIME_IS_MULTIPART_SIGNED(o) || GMIME_IS_MULTIPART_ENCRYPTED(o) ||
         GMIME_IS_APPLICATION_PKCS7_MIME(o) ||
@@ -195,12 +201,12 @@ canon_object(GMimeObject *o, int depth)
         GMimeMultipart *mp = GMIME_MULTIPART(o);
         g_mime_multipart_set_epilogue(mp, NULL);
         n = g_mime_multipart_get_count(mp);
-        for (i = 0; i < n; i++)
-            canon_object(g_mime_multipart_get_part(mp, i), depth + 1);
+        for (i = 0; i < n && !lim->exceeded; i++)
+            canon_object(g_mime_multipart_get_part(mp, i), depth + 1, lim);
     } else if (GMIME_IS_MESSAGE_PART(o)) {
         inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(o));
         if (inner != NULL && g_mime_message_get_mime_part(inner) != NULL)
-            canon_object(g_mime_message_get_mime_part(inner), depth + 1);
+            canon_object(g_mime_message_get_mime_part(inner), depth + 1, lim);
     } else if (GMIME_IS_PART(o)) {
         canon_part(GMIME_PART(o));
     }
@@ -226,9 +232,10 @@ put_header(struct smm_buf *b, const char *name, const char *value)
 }
 
 smm_status
-smm_mime_canonical_entity(struct smm_message *m, struct smm_spool *out,
-                          struct smm_err *err)
+smm_mime_canonical_entity(struct smm_message *m, int max_depth, int max_parts,
+                          struct smm_spool *out, struct smm_err *err)
 {
+    struct canon_limits lim = {max_depth, max_parts, 0, 0};
     struct smm_buf hb = {0};
     GMimeStream *hs = NULL, *bs = NULL, *cat = NULL, *os = NULL;
     GMimeStream *filtered = NULL;
@@ -270,7 +277,14 @@ smm_mime_canonical_entity(struct smm_message *m, struct smm_spool *out,
         st = smm_err_set(err, SMM_EPARSE, "cannot parse the MIME structure");
         goto out;
     }
-    canon_object(obj, 0);
+    canon_object(obj, 0, &lim);
+    if (lim.exceeded) {
+        st = smm_err_set(err, SMM_EPARSE,
+                         "MIME structure beyond MaxMimeDepth %d or "
+                         "MaxMimeParts %d",
+                         max_depth, max_parts);
+        goto out;
+    }
 
     fmt = g_mime_format_options_new();
     g_mime_format_options_set_newline_format(fmt, GMIME_NEWLINE_FORMAT_DOS);

@@ -11,6 +11,8 @@
  * (Outlook refuses signatures that cover them), nested signed or
  * encrypted parts are left byte for byte, and every line ends in CRLF.
  * The result is written to a spool; the same bytes must then be sent.
+ * A structure nested deeper than max_depth or with more than max_parts
+ * parts is SMM_EPARSE.
  *
  * GMime objects are created and released inside each call; nothing is
  * shared between threads.  g_mime_init() must have been called.
@@ -33,8 +35,8 @@ enum smm_protection {
 enum smm_protection smm_mime_protection(const struct smm_message *);
 const char *smm_protection_name(enum smm_protection);
 int smm_mime_is_content_header(const char *);
-smm_status smm_mime_canonical_entity(struct smm_message *, struct smm_spool *,
-                                     struct smm_err *);
+smm_status smm_mime_canonical_entity(struct smm_message *, int, int,
+                                     struct smm_spool *, struct smm_err *);
 void smm_mime_boundary(char *, size_t);
 
 #endif

@@ -470,7 +470,9 @@ run_outbound(const struct smm_state *s, struct smm_message *m,
     }
 
     if ((st = smm_spool_new(mem, s->cfg->temp_dir, &canon, &serr)) != SMM_OK ||
-        (st = smm_mime_canonical_entity(m, canon, &serr)) != SMM_OK)
+        (st = smm_mime_canonical_entity(m, s->cfg->max_mime_depth,
+                                        s->cfg->max_mime_parts, canon,
+                                        &serr)) != SMM_OK)
         goto fail;
     if (k != NULL && (st = sign_entity(s, canon, mem, k, enc, o, &signedb,
                                        ctype, sizeof(ctype), &serr)) != SMM_OK)

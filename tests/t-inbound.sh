@@ -277,6 +277,33 @@ tap_is "$(sed -e '/^\r\{0,1\}$/q' "$T/r" | grep -ci '^x-smime-milter:')" "1" "on
 tap_check "another server's A-R is kept" -- grep -q '^Authentication-Results: other.example; dkim=pass' "$T/r"
 tap_not "no trace of the forged identity" -- grep -q 'ceo@example.org' "$T/r"
 
+# ------------------------------------------------------------ limits
+nest() { # nest DEPTH: a multipart nested DEPTH deep
+    local i
+    printf 'Content-Type: multipart/mixed; boundary="b0"\r\n\r\n'
+    for ((i = 0; i < $1; i++)); do
+        printf -- '--b%d\r\nContent-Type: multipart/mixed; boundary="b%d"\r\n\r\n' "$i" "$((i + 1))"
+    done
+    printf -- '--b%d\r\nContent-Type: text/plain\r\n\r\ndeep\r\n--b%d--\r\n' "$1" "$1"
+}
+nest 100 | msg "$T/m.deep" bob@example.net
+process "$T/r" "$T/m.deep"
+tap_is "$(ar "$T/r")" "permerror" "inbound, nested past MaxMimeDepth: permerror, not a crash"
+tap_check "the log says the limits were reached" -- grep -q 'limits=exceeded' "$T/r.log"
+process "$T/r" "$T/m.deep" "$(conf deep MaxMimeDepth 200)"
+tap_is "$(ar "$T/r")" "none" "with MaxMimeDepth 200 the same message is looked at fully"
+"$CTL" -c "$BASE" process --outbound --from bob@example.net --rcpt x@example.com <"$T/m.deep" >"$T/r" 2>"$T/r.log"
+tap_is "$(stamp "$T/r")" "signed=no (unparseable); encrypted=no (unparseable)" "outbound, nested past MaxMimeDepth: passed unsigned"
+{
+    printf 'Content-Type: multipart/mixed; boundary="p"\r\n\r\n'
+    for ((i = 0; i < 30; i++)); do printf -- '--p\r\nContent-Type: text/plain\r\n\r\n%d\r\n' "$i"; done
+    printf -- '--p--\r\n'
+} | msg "$T/m.many" bob@example.net
+"$CTL" -c "$(conf few MaxMimeParts 10)" process --outbound --from bob@example.net --rcpt x@example.com <"$T/m.many" >"$T/r" 2>"$T/r.log"
+tap_is "$(stamp "$T/r")" "signed=no (unparseable); encrypted=no (unparseable)" "outbound, more parts than MaxMimeParts: passed unsigned"
+process "$T/r" "$T/m.many" "$(conf few2 MaxMimeParts 10)"
+tap_is "$(ar "$T/r")" "permerror" "inbound, more parts than MaxMimeParts: permerror"
+
 # ------------------------------------------------------------ harvesting
 H=$(conf harvest Harvest yes HarvestStore "$T/harvest")
 lookup() { "$CTL" -c "$H" lookup "$1" >"$T/lookup.out" 2>&1; }

@@ -28,7 +28,7 @@ canon(const char *msg, size_t *outlen)
     smm_message_read(fp, m, &err);
     fclose(fp);
     smm_spool_new(1 << 20, "/tmp", &sp, &err);
-    if (smm_mime_canonical_entity(m, sp, &err) != SMM_OK) {
+    if (smm_mime_canonical_entity(m, 32, 1000, sp, &err) != SMM_OK) {
         printf("# canonical_entity: %s\n", err.msg);
         smm_spool_free(sp);
         smm_message_free(m);

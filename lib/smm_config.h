@@ -51,6 +51,8 @@ struct smm_config {
     int max_mime_depth;      /* MaxMimeDepth */
     int max_mime_parts;      /* MaxMimeParts */
     int log_level;           /* LogLevel (syslog numbers) */
+    char *stats_file;        /* StatsFile ("" = none) */
+    int stats_interval;      /* StatsInterval (seconds, 0 = on demand) */
     char *syslog_facility;   /* SyslogFacility */
     /* recipient certificates */
     char *cert_store;              /* CertificateStore ("" = none) */

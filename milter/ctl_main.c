@@ -9,12 +9,15 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "smm_keystore.h"
 #include "smm_log.h"
@@ -47,6 +50,7 @@ usage(void)
             "result\n"
             "  keys [--now EPOCH]\n"
             "  lookup [--now EPOCH] ADDRESS [ADDRESS ...]\n"
+            "  stats\n"
             "every command accepts -c conffile (default %s)\n",
             progname, SMM_DEFAULT_CONFIG);
     exit(2);
@@ -359,6 +363,64 @@ cmd_lookup(const char *conffile, int argc, char **argv)
     return rc;
 }
 
+/* The daemon's counters: ask it to write them (SIGUSR1 to the pid in
+ * PidFile), wait for the StatsFile to change, print it. */
+static int
+cmd_stats(const char *conffile, int argc, char **argv)
+{
+    struct smm_config *cfg;
+    struct smm_err err;
+    struct stat before, after;
+    char line[512];
+    FILE *fp;
+    time_t now = 0;
+    long pid = 0;
+    int i, had;
+
+    parse_now_config(argc, argv, &conffile, &now);
+    if (smm_config_load(conffile, &cfg, &err) != SMM_OK) {
+        fprintf(stderr, "%s: %s\n", progname, err.msg);
+        return 1;
+    }
+    if (cfg->stats_file[0] == '\0') {
+        fprintf(stderr, "%s: StatsFile is not set in %s\n", progname, conffile);
+        smm_config_free(cfg);
+        return 1;
+    }
+    had = stat(cfg->stats_file, &before) == 0;
+    if (cfg->pid_file[0] != '\0' && (fp = fopen(cfg->pid_file, "r")) != NULL) {
+        if (fscanf(fp, "%ld", &pid) != 1)
+            pid = 0;
+        fclose(fp);
+    }
+    if (pid > 1 && kill((pid_t)pid, SIGUSR1) == 0) {
+        for (i = 0; i < 50; i++) { /* up to 5 s */
+            if (stat(cfg->stats_file, &after) == 0 &&
+                (!had || after.st_mtim.tv_sec != before.st_mtim.tv_sec ||
+                 after.st_mtim.tv_nsec != before.st_mtim.tv_nsec ||
+                 after.st_ino != before.st_ino))
+                break;
+            usleep(100000);
+        }
+    } else {
+        fprintf(stderr,
+                "%s: cannot signal the daemon (PidFile %s): showing the "
+                "counters it last wrote\n",
+                progname, cfg->pid_file[0] ? cfg->pid_file : "not set");
+    }
+    if ((fp = fopen(cfg->stats_file, "r")) == NULL) {
+        fprintf(stderr, "%s: %s: %s\n", progname, cfg->stats_file,
+                strerror(errno));
+        smm_config_free(cfg);
+        return 1;
+    }
+    while (fgets(line, sizeof(line), fp) != NULL)
+        fputs(line, stdout);
+    fclose(fp);
+    smm_config_free(cfg);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -394,6 +456,11 @@ main(int argc, char **argv)
     }
     if (strcmp(argv[i], "keys") == 0) {
         int rc = cmd_keys(conffile, argc - i, argv + i);
+        smm_done();
+        return rc;
+    }
+    if (strcmp(argv[i], "stats") == 0) {
+        int rc = cmd_stats(conffile, argc - i, argv + i);
         smm_done();
         return rc;
     }

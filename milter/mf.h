@@ -9,9 +9,12 @@
  *   mf_callbacks.c  libmilter callbacks: collect, hand off, apply
  *   mf_apply.c      turn a struct smm_result into smfi_* calls
  *   mf_prefetch.c   recipient lookups started at RCPT time
+ *   mf_stats.c      counters since start, StatsFile
  */
 #ifndef MF_H
 #define MF_H
+
+#include <signal.h>
 
 #include <libmilter/mfapi.h>
 
@@ -36,6 +39,13 @@ int mf_drain(int);
 /* mf_prefetch.c */
 int mf_prefetch_init(void);
 void mf_prefetch(struct smm_state *, const char *);
+
+/* mf_stats.c; the supervisor forwards SIGUSR1 to the worker as this */
+#define MF_SIG_STATS (SIGRTMIN + 1)
+void mf_stats_init(void);
+void mf_stats_connection(void);
+void mf_stats_message(const char *, const char *, const struct smm_result *);
+void mf_stats_write(const struct smm_state *, int);
 
 /* mf_apply.c */
 sfsistat mf_apply(SMFICTX *, const struct smm_result *);

@@ -124,6 +124,7 @@ cb_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *sa)
         return SMFIS_TEMPFAIL;
     }
     mf_conn_enter();
+    mf_stats_connection();
     return SMFIS_CONTINUE;
 }
 
@@ -262,6 +263,7 @@ log_summary(const struct conn *c, const struct msg *mg,
             mg->deferred > 0 ? " split=deferred-some" : "", mg->m->body_len,
             act, r->verdict != NULL ? r->verdict : "-",
             r->log.data != NULL ? r->log.data : "", ms);
+    mf_stats_message(smm_direction_name(mg->dir), act, r);
 }
 
 static sfsistat

@@ -201,22 +201,50 @@ drop_privileges(const char *user, const char *sock)
     return 0;
 }
 
-/* Worker thread: SIGUSR1 means "reload", SIGUSR2 "drain and stop". */
+/*
+ * Worker thread: SIGUSR1 means "reload", SIGUSR2 "drain and stop",
+ * MF_SIG_STATS "write and log the counters"; every StatsInterval seconds
+ * the counters are written too.
+ */
 static void *
 control_thread(void *arg)
 {
     sigset_t set;
-    int sig, left;
+    struct timespec tmo;
+    struct smm_state *s;
+    int sig, left, every;
+    time_t next = 0, now;
 
     (void)arg;
     sigemptyset(&set);
     sigaddset(&set, SIGUSR1);
     sigaddset(&set, SIGUSR2);
+    sigaddset(&set, MF_SIG_STATS);
     for (;;) {
-        if (sigwait(&set, &sig) != 0)
+        s = mf_state_get();
+        every = s->cfg->stats_interval;
+        smm_state_unref(s);
+        now = time(NULL);
+        if (every > 0 && next == 0)
+            next = now + every;
+        tmo.tv_sec = every > 0 ? (next > now ? next - now : 0) : 3600;
+        tmo.tv_nsec = 0;
+        sig = sigtimedwait(&set, NULL, &tmo);
+        if (sig < 0) {
+            if (every > 0 && time(NULL) >= next) {
+                s = mf_state_get();
+                mf_stats_write(s, 0);
+                smm_state_unref(s);
+                next = 0;
+            }
             continue;
+        }
         if (sig == SIGUSR1) {
             (void)mf_state_reload();
+        } else if (sig == MF_SIG_STATS) {
+            s = mf_state_get();
+            mf_stats_write(s, 1);
+            smm_state_unref(s);
         } else if (sig == SIGUSR2) {
             smm_log(SMM_LOG_NOTICE, "stopping: finishing the messages in "
                                     "flight, refusing new ones (tempfail)");
@@ -225,6 +253,9 @@ control_thread(void *arg)
                         "%d messages still in flight after %d s; the MTA "
                         "will retry them",
                         left, MF_DRAIN_SECONDS);
+            s = mf_state_get();
+            mf_stats_write(s, 1);
+            smm_state_unref(s);
             (void)smfi_stop();
             return NULL;
         }
@@ -279,10 +310,12 @@ worker(const char *conffile, const char *sockopt, const char *useropt)
     sigemptyset(&set);
     sigaddset(&set, SIGUSR1);
     sigaddset(&set, SIGUSR2);
+    sigaddset(&set, MF_SIG_STATS);
     sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
+    mf_stats_init();
     if (mf_prefetch_init() != 0 ||
         pthread_create(&tid, NULL, control_thread, NULL) != 0) {
         smm_log(SMM_LOG_ERR, "cannot start the control thread");
@@ -301,7 +334,7 @@ worker(const char *conffile, const char *sockopt, const char *useropt)
     return rc == MI_SUCCESS ? 0 : 1;
 }
 
-static volatile sig_atomic_t got_hup, got_term, got_chld;
+static volatile sig_atomic_t got_hup, got_term, got_chld, got_usr1;
 
 /* Start (first call) or check the stop deadline: drain time plus a margin.
  * Returns 1 once it has passed. */
@@ -320,6 +353,8 @@ sup_handler(int sig)
 {
     if (sig == SIGHUP)
         got_hup = 1;
+    else if (sig == SIGUSR1)
+        got_usr1 = 1;
     else if (sig == SIGCHLD)
         got_chld = 1;
     else
@@ -344,11 +379,13 @@ supervise(const char *conffile, const char *sockopt, const char *useropt,
     sa.sa_handler = sup_handler;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGCHLD, &sa, NULL);
     sigemptyset(&block);
     sigaddset(&block, SIGHUP);
+    sigaddset(&block, SIGUSR1);
     sigaddset(&block, SIGTERM);
     sigaddset(&block, SIGINT);
     sigaddset(&block, SIGCHLD);
@@ -368,8 +405,12 @@ supervise(const char *conffile, const char *sockopt, const char *useropt,
                 _exit(worker(conffile, sockopt, useropt));
             }
         }
-        while (!got_hup && !got_term && !got_chld)
+        while (!got_hup && !got_term && !got_chld && !got_usr1)
             sigsuspend(&old);
+        if (got_usr1) {
+            got_usr1 = 0;
+            (void)kill(child, MF_SIG_STATS);
+        }
         if (got_hup) {
             got_hup = 0;
             smm_log(SMM_LOG_INFO, "SIGHUP: reloading");

@@ -32,6 +32,8 @@ Harvest yes
 HarvestStore harvest
 TempDirectory $T
 MaxMemoryBody 16k
+PidFile $T/milter.pid
+StatsFile $T/stats
 EOC
 tap_check "smime-milter -n accepts the configuration" -- "$MILTER" -n -c "$T/smime-milter.conf"
 milter_start "$T/smime-milter.conf" || { echo "Bail out! milter"; exit 1; }
@@ -142,4 +144,16 @@ out=$(send bob@example.net carol@example.org "$T/reply" --port "$PF_SUB_PORT")
 tap_ok $? "bob's reply relayed through the submission port"
 tap_check "the running milter encrypts the reply to the harvested certificate (no reload)" -- \
     smime_decrypt_openssl "$out" "$P/carol.crt" "$P/carol.key" "$T/reply.dec"
+# counters since start: smime-milter-ctl stats signals the daemon (PidFile)
+"$CTL" -c "$T/smime-milter.conf" stats >"$T/stats.out" 2>"$T/stats.err"
+tap_is "$?" "0" "smime-milter-ctl stats: exit 0"
+stat_of() { sed -n "s/^$1 //p" "$T/stats.out"; }
+tap_is "$(stat_of messages.inbound)" "6" "stats: 6 inbound messages"
+tap_is "$(stat_of messages.outbound)" "1" "stats: 1 outbound message"
+tap_is "$(stat_of result.inbound.decrypted+verified)" "4" "stats: 4 decrypted and verified"
+tap_is "$(stat_of decrypt.no.relayed)" "1" "stats: 1 not decrypted (relayed)"
+tap_is "$(stat_of harvested)" "1" "stats: 1 certificate harvested"
+tap_check "stats: signature verdicts and cache figures are there" -- \
+    grep -q "^signature.pass [0-9]" "$T/stats.out" && grep -q "^cache.misses [0-9]" "$T/stats.out"
+tap_check "the counters are logged too" -- grep -q 'stats: uptime=[0-9]* .*messages.inbound=6' "$MILTER_LOG"
 tap_done

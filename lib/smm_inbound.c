@@ -551,8 +551,11 @@ do_pkcs7(struct in_ctx *c, struct ent *e, int may_change, const char *part,
     switch (kind) {
     case SMM_CMS_ENVELOPED:
     case SMM_CMS_AUTH_ENVELOPED:
-        if (!top)
-            goto out; /* nested encrypted parts are the client's business */
+        if (!top) { /* nested encrypted parts are the client's business */
+            if (c->dec_key == NULL && c->dec_no == NULL)
+                c->dec_no = "nested";
+            goto out;
+        }
         smm_cms_cipher_name(der, derlen, c->cipher, sizeof(c->cipher));
         for (i = 0; c->cipher[i] != '\0'; i++)
             c->cipher[i] = (char)tolower((unsigned char)c->cipher[i]);

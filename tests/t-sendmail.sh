@@ -34,20 +34,10 @@ done
 
 make_pki "$T/pki" || { echo "Bail out! cannot make the test PKI"; exit 1; }
 P=$T/pki
-mkdir -p "$T/keys"
-cp "$P/alice.p12" "$T/keys/"
-chmod 600 "$T/keys/alice.p12"
-install -m 600 "$P/passphrase" "$T/keys.pass"
+keystore_init "$P" alice.p12 || { echo "Bail out! key store"; exit 1; }
 # 192.0.2.0/24 (TEST-NET) so that loopback clients are not internal: the
 # direction comes from Sendmail's {daemon_name}
-cat >"$T/smime-milter.conf" <<EOC
-KeyStore keys
-KeyStorePassphraseFile keys.pass
-TrustAnchors pki/trust.pem
-InternalHosts 192.0.2.0/24
-OutboundDaemons MSA
-TempDirectory $T
-EOC
+printf 'InternalHosts 192.0.2.0/24\nOutboundDaemons MSA\n' >>"$T/smime-milter.conf"
 milter_start "$T/smime-milter.conf" || { echo "Bail out! smime-milter did not start"; exit 1; }
 
 # the capture sink (a Postfix instance is configured but never started)

@@ -164,6 +164,8 @@ tap_check "sendmail(1) accepts the message" -- \
     sh -c "sendmail -C '$PF_CONFDIR' -f alice@example.org bob@example.net <'$T/local.eml'"
 out=$(sink_file local) || out=/dev/null
 both_signed "sendmail(1)" "$out"
+tap_check "milter log: sendmail(1) mail comes from 127.0.0.1, outbound" -- \
+    grep -q 'outbound (internal-host) client=127.0.0.1 ' "$MILTER_LOG"
 
 # 3. the wrong order: DKIM signs, then smime-milter rewrites the body
 pf_conf "smtpd_milters=$DKIM_SIGN, $SMIME"

@@ -38,9 +38,6 @@ opendkim-genkey -b 2048 -d example.org -s smm -D "$D" >"$D/genkey.log" 2>&1 ||
 # the TXT record a DNS zone would publish, as opendkim's test key file
 echo "smm._domainkey.example.org v=DKIM1; k=rsa; p=$(openssl rsa -in "$D/smm.private" \
     -pubout -outform DER 2>/dev/null | base64 -w0)" >"$D/public-keys"
-DKIM_SIGN_PORT=$(free_port)
-DKIM_VERIFY_PORT=$(free_port)
-while [ "$DKIM_VERIFY_PORT" = "$DKIM_SIGN_PORT" ]; do DKIM_VERIFY_PORT=$(free_port); done
 # RequireSafeKeys no: the key lives below /tmp, which others can write
 cat >"$D/sign.conf" <<EOF
 Mode s
@@ -52,7 +49,6 @@ KeyFile $D/smm.private
 Canonicalization relaxed/simple
 SignatureAlgorithm rsa-sha256
 InternalHosts 127.0.0.1
-Socket inet:$DKIM_SIGN_PORT@127.0.0.1
 PidFile $D/sign.pid
 Syslog no
 EOF
@@ -60,20 +56,24 @@ cat >"$D/verify.conf" <<EOF
 Mode v
 TestPublicKeys $D/public-keys
 AuthservID dkim-verifier.test
-Socket inet:$DKIM_VERIFY_PORT@127.0.0.1
 PidFile $D/verify.pid
 Syslog no
 EOF
-# dkim_start NAME: OpenDKIM in the foreground with NAME.conf
+# dkim_start NAME: OpenDKIM in the foreground with NAME.conf on a free
+# port, $DKIM_PORT_NAME (a new port if another process took it first)
 dkim_start() {
     local port
-    port=$(sed -n 's/^Socket inet:\([0-9]*\)@.*/\1/p' "$D/$1.conf")
-    opendkim -f -x "$D/$1.conf" >>"$D/$1.log" 2>&1 &
-    eval "DKIM_PID_$1=\$!"
     at_exit "dkim_stop $1"
-    for _ in $(seq 1 100); do
-        _pf_listening "$port" && return 0
-        sleep 0.1
+    for _ in 1 2 3; do
+        port=$(free_port)
+        opendkim -f -x "$D/$1.conf" -p "inet:$port@127.0.0.1" >>"$D/$1.log" 2>&1 &
+        eval "DKIM_PID_$1=\$! DKIM_PORT_$1=$port"
+        for _ in $(seq 1 100); do
+            _pf_listening "$port" && return 0
+            kill -0 "$!" 2>/dev/null || break
+            sleep 0.1
+        done
+        dkim_stop "$1"
     done
     cat "$D/$1.log" >&2
     return 1
@@ -95,8 +95,8 @@ dkim_result() {
 
 # ---------------------------------------------------------------- Postfix
 SMIME=inet:127.0.0.1:$MILTER_PORT
-DKIM_SIGN=inet:127.0.0.1:$DKIM_SIGN_PORT
-DKIM_VERIFY=inet:127.0.0.1:$DKIM_VERIFY_PORT
+DKIM_SIGN=inet:127.0.0.1:$DKIM_PORT_sign
+DKIM_VERIFY=inet:127.0.0.1:$DKIM_PORT_verify
 pf_init "$T/pf" >/dev/null || { echo "Bail out! pf_init"; exit 1; }
 at_exit 'pf_stop >/dev/null 2>&1'
 pf_conf "smtpd_milters=$SMIME, $DKIM_SIGN" "non_smtpd_milters=\$smtpd_milters" \

@@ -12,8 +12,9 @@
 # files and user are gone and Postfix is still installed.
 #
 # It installs a package system-wide, so it is not part of "make check":
-# tests/run-all.sh runs it as a step of its own (about 3 minutes, most of
-# it compiling).  Run it alone with
+# tests/run-all.sh runs it as a step of its own (2-4 minutes, most of it
+# compiling), with DEB_BUILD_OPTIONS=nocheck as its earlier steps ran the
+# unit tests already.  Run it alone with
 #   bash tests/t-deb.sh
 . "$(dirname "$0")/lib/common.sh"
 
@@ -33,13 +34,17 @@ purge() { "${APT[@]}" purge smime-milter >>"$T/purge.log" 2>&1; }
 
 # ---------------------------------------------------------------- build
 start=$(date +%s)
-DEB_BUILD_OPTIONS="parallel=$(nproc 2>/dev/null || echo 2)" \
+# a caller's DEB_BUILD_OPTIONS (run-all.sh: nocheck) are kept
+DEB_BUILD_OPTIONS="${DEB_BUILD_OPTIONS:-} parallel=$(nproc 2>/dev/null || echo 2)" \
     "$SRCDIR/contrib/build-deb.sh" "$T/out" >"$T/build.log" 2>&1
 rc=$?
 tap_is "$rc" 0 "contrib/build-deb.sh: dpkg-buildpackage -us -uc -b builds ($(( $(date +%s) - start )) s)"
 [ "$rc" -eq 0 ] || { tail -n 30 "$T/build.log" | sed 's/^/#   /'; echo "Bail out! no package"; exit 1; }
 deb=$(ls "$T"/out/smime-milter_*_*.deb 2>/dev/null | head -n 1)
-tap_check "the build ran the unit tests" -- grep -q '^# PASS: *[1-9]' "$T/build.log"
+case " ${DEB_BUILD_OPTIONS:-} " in
+*" nocheck "*) ;;
+*) tap_check "the build ran the unit tests" -- grep -q '^# PASS: *[1-9]' "$T/build.log" ;;
+esac
 
 # ---------------------------------------------------------------- install
 at_exit 'purge'

@@ -19,9 +19,41 @@ echo "slapd slapd/no_configuration boolean true" | debconf-set-selections
 BUILD="build-essential autoconf automake libtool pkg-config
        libmilter-dev libgmime-3.0-dev libssl-dev libldap2-dev openssl"
 TEST="postfix slapd ldap-utils libnss3-tools gpgsm gnupg swaks miltertest
-      procps psmisc iproute2 clang valgrind"
+      procps psmisc iproute2 clang valgrind
+      opendkim opendkim-tools debhelper
+      m4 libdb5.3 liblockfile1 libnsl2 libsasl2-2 libwrap0"
+# (m4 and the libraries on the last line are what sendmail-bin and
+# sendmail-cf need to run from the unpacked copy below.)
 
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $BUILD $TEST >/dev/null
+
+# Sendmail for tests/t-sendmail.sh.  Installing sendmail-bin would remove
+# Postfix (both provide mail-transport-agent), so the packages are only
+# downloaded and unpacked into a private directory; the test runs that
+# copy with its own configuration.
+SENDMAIL_CACHE=${SENDMAIL_CACHE:-/var/cache/smime-milter-test/sendmail}
+want=$(apt-cache policy sendmail-bin sendmail-cf | sed -n 's/^ *Candidate: //p' | tr '\n' ' ')
+if [ ! -x "$SENDMAIL_CACHE/root/usr/libexec/sendmail/sendmail" ] ||
+   [ "$(cat "$SENDMAIL_CACHE/versions" 2>/dev/null)" != "$want" ]; then
+    rm -rf "$SENDMAIL_CACHE"
+    mkdir -p "$SENDMAIL_CACHE/debs" "$SENDMAIL_CACHE/root"
+    # apt drops privileges to _apt for downloads
+    chown _apt "$SENDMAIL_CACHE/debs" 2>/dev/null || true
+    (cd "$SENDMAIL_CACHE/debs" && apt-get download -qq sendmail-bin sendmail-cf) 2>&1 |
+        grep -v 'unsandboxed' || true
+    for deb in "$SENDMAIL_CACHE"/debs/*.deb; do
+        dpkg -x "$deb" "$SENDMAIL_CACHE/root"
+    done
+    [ -x "$SENDMAIL_CACHE/root/usr/libexec/sendmail/sendmail" ] || {
+        echo "install-deps.sh: could not unpack sendmail-bin into $SENDMAIL_CACHE" >&2
+        exit 1
+    }
+    echo "$want" >"$SENDMAIL_CACHE/versions"
+fi
+dpkg -s postfix >/dev/null 2>&1 || {
+    echo "install-deps.sh: postfix is not installed (did something remove it?)" >&2
+    exit 1
+}
 echo "install-deps.sh: dependencies installed"

@@ -4,7 +4,9 @@
 #   1. out-of-tree build with -Werror, make check (unit + integration:
 #      real Postfix, real smime-milter, OpenSSL/NSS/gpgsm verifiers)
 #   2. a second build with ASan+UBSan, unit tests under the sanitizers
-#   3. make distcheck (the tarball builds and its unit tests pass)
+#   3. make format-check
+#   4. tests/t-deb.sh: the Debian package builds, installs, starts, purges
+#   5. make distcheck (the tarball builds and its unit tests pass)
 #
 # Ends with one line "N passed, N failed" and exits non-zero on any
 # failure.  Run as root after contrib/install-deps.sh.
@@ -81,7 +83,23 @@ else
     step_fail "make format-check" "$logdir/format.log"
 fi
 
-# 4. distcheck (unit tests inside the unpacked tarball)
+# 4. the Debian package: build, install, start, purge (tests/t-deb.sh;
+#    not in make check because it installs a package system-wide)
+echo "run-all: Debian package (tests/t-deb.sh)"
+# (nocheck: steps 1 and 2 ran the unit tests the package build would run)
+DEB_BUILD_OPTIONS=nocheck bash tests/t-deb.sh >"$logdir/deb.log" 2>&1
+deb_rc=$?
+grep -E '^(not ok|Bail out)' "$logdir/deb.log" || true
+p=$(grep -c '^ok ' "$logdir/deb.log")
+f=$(grep -c '^not ok ' "$logdir/deb.log")
+passed=$((passed + p))
+failed=$((failed + f))
+echo "t-deb: $p passed, $f failed"
+if [ "$deb_rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+    step_fail "tests/t-deb.sh (exit $deb_rc)" "$logdir/deb.log"
+fi
+
+# 5. distcheck (unit tests inside the unpacked tarball)
 echo "run-all: make distcheck"
 if make -C build distcheck TESTS="$(echo $unit)" >"$logdir/distcheck.log" 2>&1; then
     passed=$((passed + 1))

@@ -93,6 +93,27 @@ make_pki() {
         { cat "$T/mkpki.log" >&2; return 1; }
 }
 
+# keystore_init PKIDIR FILE...: a key store $T/keys holding the FILEs of
+# PKIDIR (mode 0600, as the milter wants), the PKCS#12 passphrase in
+# $T/keys.pass, and $T/smime-milter.conf started with the lines that use
+# them (KeyStore, KeyStorePassphraseFile, TrustAnchors PKIDIR/trust.pem,
+# TempDirectory $T): append the test's own settings to it
+keystore_init() {
+    local pki=$1 f
+    shift
+    mkdir -p "$T/keys" || return 1
+    for f in "$@"; do
+        install -m 600 "$pki/$f" "$T/keys/" || return 1
+    done
+    install -m 600 "$pki/passphrase" "$T/keys.pass" || return 1
+    cat >"$T/smime-milter.conf" <<EOC
+KeyStore $T/keys
+KeyStorePassphraseFile $T/keys.pass
+TrustAnchors $pki/trust.pem
+TempDirectory $T
+EOC
+}
+
 # milter_start CONF [extra args]: start smime-milter in the foreground on a
 # free inet port; sets MILTER_PORT MILTER_PID MILTER_LOG.  Waits until the
 # socket accepts connections.

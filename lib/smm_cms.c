@@ -642,6 +642,24 @@ check_policy(CMS_SignerInfo *si, X509 *x, const struct smm_verify_opts *o,
     return SMM_SIG_PASS;
 }
 
+/* The signingTime signed attribute, or 0. */
+static time_t
+signing_time(CMS_SignerInfo *si)
+{
+    int idx = CMS_signed_get_attr_by_NID(si, NID_pkcs9_signingTime, -1);
+    X509_ATTRIBUTE *a = idx >= 0 ? CMS_signed_get_attr(si, idx) : NULL;
+    ASN1_TYPE *t = a != NULL ? X509_ATTRIBUTE_get0_type(a, 0) : NULL;
+    struct tm tm;
+
+    if (t == NULL ||
+        (t->type != V_ASN1_UTCTIME && t->type != V_ASN1_GENERALIZEDTIME) ||
+        ASN1_TIME_to_tm((ASN1_TIME *)t->value.asn1_string, &tm) != 1) {
+        ERR_clear_error();
+        return 0;
+    }
+    return timegm(&tm);
+}
+
 /* One SignerInfo: math, chain, policy.  The content went through cmsbio. */
 static void
 check_signer(CMS_SignerInfo *si, BIO *cmsbio, STACK_OF(X509) * certs,
@@ -659,6 +677,7 @@ check_signer(CMS_SignerInfo *si, BIO *cmsbio, STACK_OF(X509) * certs,
     }
     if (X509_up_ref(x))
         s->signer = x;
+    s->signing_time = signing_time(si);
     CMS_SignerInfo_set1_signer_cert(si, x);
     if (CMS_signed_get_attr_count(si) >= 0 && CMS_SignerInfo_verify(si) != 1) {
         sig_set(s, SMM_SIG_FAIL, "bad signature");

@@ -82,6 +82,7 @@ struct smm_sig {
     char reason[SMM_ERR_MSGLEN];
     X509 *signer;           /* the signer's certificate, when found */
     X509 *enc_cert;         /* pass only: SMIMEEncryptionKeyPreference target */
+    time_t signing_time;    /* its signingTime attribute, or 0 */
     unsigned caps;          /* pass only: SMM_CAP_* from SMIMECapabilities */
     STACK_OF(X509) * certs; /* pass only: the certificates it carried */
 };

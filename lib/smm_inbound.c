@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <gmime/gmime.h>
@@ -1302,6 +1303,13 @@ smm_inbound_run(const struct smm_state *s, struct smm_message *m,
                            smm_log_escape(esc, sizeof(esc), addr));
         if (serial != NULL)
             smm_buf_printf(&r->log, " serial%d=%s", j + 1, serial);
+        if (sg->signing_time != 0) {
+            struct tm tm;
+            char when[32];
+            gmtime_r(&sg->signing_time, &tm);
+            strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+            smm_buf_printf(&r->log, " signed%d=%s", j + 1, when);
+        }
         if (sg->result != SMM_SIG_PASS)
             smm_buf_printf(&r->log, " why%d=\"%s\"", j + 1,
                            smm_log_escape(esc, sizeof(esc), sg->reason));

@@ -102,6 +102,8 @@ tap_is "$(ar "$T/r")" "pass" "openssl detached SHA-256 RSA: smime=pass"
 tap_check "A-R names the signer, serial and issuer" -- bash -c \
     "grep -q 'body.smime-identifier=alice@example.org' '$T/r' && grep -q 'body.smime-serial=$(openssl x509 -in "$P/alice.crt" -noout -serial | sed 's/.*=//')' '$T/r' && grep -q 'body.smime-issuer=\"' '$T/r'"
 tap_is "$(stamp "$T/r")" "decrypted=no (not-encrypted); verified=pass" "stamp of a signed message"
+tap_check "the log line names verdict, signer and signing time" -- \
+    grep -q 'sig1=pass signer1=alice@example.org serial1=[0-9A-F]* signed1=20[0-9-]*T[0-9:]*Z' "$T/r.log"
 tap_check "the signed message is left byte for byte" -- cmp -s <(body_of "$T/r") <(body_of "$T/m.dsig.sha256")
 process "$T/r" "$T/m.dsig.sha512"
 tap_is "$(ar "$T/r")" "pass" "openssl detached SHA-512: pass"

@@ -561,6 +561,24 @@ untrusted_error(int e)
            e == X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE;
 }
 
+/* Whether x (the top of an untrusted chain) bears the name of a trust
+ * anchor without being it: someone imitating a CA we trust. */
+static int
+impostor(const struct smm_trust *t, X509 *x)
+{
+    int i;
+
+    for (i = 0; x != NULL && i < sk_X509_num(t->certs); i++) {
+        X509 *a = sk_X509_value(t->certs, i);
+        if (X509_NAME_cmp(X509_get_subject_name(a), X509_get_subject_name(x)) ==
+                0 &&
+            EVP_PKEY_eq(X509_get0_pubkey(a), X509_get0_pubkey(x)) != 1)
+            return 1;
+    }
+    ERR_clear_error();
+    return 0;
+}
+
 /* Chain, validity, usage and revocation of the signer certificate. */
 static enum smm_sig_result
 check_chain(X509 *x, STACK_OF(X509) * certs, const struct smm_verify_opts *o,
@@ -589,6 +607,12 @@ check_chain(X509 *x, STACK_OF(X509) * certs, const struct smm_verify_opts *o,
                     "%s%s",
                     untrusted_error(e) ? "untrusted: " : "certificate: ",
                     X509_verify_cert_error_string(e));
+        if (r == SMM_SIG_NEUTRAL &&
+            (chain = X509_STORE_CTX_get0_chain(ctx)) != NULL &&
+            impostor(o->trust, sk_X509_value(chain, sk_X509_num(chain) - 1)))
+            r = sig_set(s, SMM_SIG_FAIL,
+                        "certificate: its root has the name of a trust anchor "
+                        "but another key");
     } else if ((chain = X509_STORE_CTX_get0_chain(ctx)) != NULL) {
         for (i = 0; i + 1 < sk_X509_num(chain); i++)
             if (smm_trust_revoked(o->trust, sk_X509_value(chain, i),

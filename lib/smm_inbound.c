@@ -206,6 +206,18 @@ rr_line(struct rr *r, char *line, size_t sz, size_t *start, size_t *total,
     return 1;
 }
 
+/* "Name:" with a printable name (RFC 5322 ftext) */
+static int
+is_field(const char *line)
+{
+    const char *p;
+
+    for (p = line; *p != ':'; p++)
+        if (*p == '\0' || (unsigned char)*p <= 32 || (unsigned char)*p >= 127)
+            return 0;
+    return p > line;
+}
+
 static int
 is_content_field(const char *name)
 {
@@ -241,7 +253,7 @@ ent_parse(struct smm_spool *sp, size_t off, size_t len, struct ent *e,
     char *name = NULL, *value = NULL;
     size_t start, total, eol, vlen = 0;
     struct smm_header *nh;
-    int done = 0;
+    int fields = 0;
 
     memset(e, 0, sizeof(*e));
     e->sp = sp;
@@ -268,15 +280,19 @@ ent_parse(struct smm_spool *sp, size_t off, size_t len, struct ent *e,
         if (!more || line[0] == '\0') {
             if (more)
                 e->off = start + total;
-            done = 1;
             break;
         }
-        if (cont)
+        if (cont && fields > 0)
             continue;
+        if (cont || !is_field(line)) {
+            /* not a header field: the header ends, the body starts here
+             * (content without any header is all body, RFC 2045 types) */
+            e->off = start;
+            break;
+        }
+        fields++;
         {
             char *colon = strchr(line, ':');
-            if (colon == NULL)
-                continue; /* not a field: skip it */
             *colon = '\0';
             if (!is_content_field(line))
                 continue;
@@ -290,7 +306,6 @@ ent_parse(struct smm_spool *sp, size_t off, size_t len, struct ent *e,
                 goto nomem;
         }
     }
-    (void)done;
     e->len = off + len - e->off;
     for (vlen = 0; vlen < e->nhdrs; vlen++) {
         char **slot = NULL;
@@ -1158,16 +1173,31 @@ out:
     return st;
 }
 
-/* Certificates we hold for the sender (local and harvested stores): for
- * signatures that do not carry their signer's certificate. */
+/* Certificates we know for the sender (local and harvested stores, the
+ * key store, the trust anchors): for signatures that do not carry their
+ * signer's certificate. */
 static STACK_OF(X509) *
     sender_certs(const struct smm_state *s, const char *from)
 {
     STACK_OF(X509) *out = sk_X509_new_null();
+    const struct smm_key *k;
     unsigned caps;
+    size_t i, j;
+    int n;
 
     if (out == NULL || from == NULL)
         return out;
+    for (n = 0; s->trust != NULL && n < sk_X509_num(s->trust->certs); n++)
+        if (X509_up_ref(sk_X509_value(s->trust->certs, n)) &&
+            !sk_X509_push(out, sk_X509_value(s->trust->certs, n)))
+            X509_free(sk_X509_value(s->trust->certs, n));
+    for (i = 0; (k = smm_keystore_get(s->ks, i)) != NULL; i++)
+        for (j = 0; j < k->addrs.n; j++)
+            if (smm_addr_equal(k->addrs.v[j], from) && X509_up_ref(k->cert)) {
+                if (!sk_X509_push(out, k->cert))
+                    X509_free(k->cert);
+                break;
+            }
     (void)smm_certstore_find(s->certstore, from, out);
     if (smm_harvest_read(s->cfg->harvest_store, from, out, &caps) == 0)
         (void)smm_certstore_find(s->harvest, from, out);

@@ -10,6 +10,8 @@
 #
 #   multipart/signed, opaque signed-data
 #       math  = openssl cms -verify -noverify            (signature/digest)
+#               (-certfile: the anchors and the key store's certificates,
+#               so a signer "known here" is found, as gpgsm's keybox does)
 #       chain = openssl cms -verify -CAfile ANCHORS -attime NOW
 #               -purpose smimesign [-crl_check -CRLfile CRLS]
 #       nss   = cmsutil -D (signature status, printed as a second opinion;
@@ -121,7 +123,8 @@ cms_type() { # contentType of a DER CMS, or "unparseable"
 classify_chain() {
     case $1 in
     *'certificate has expired'* | *'not yet valid'* | *'certificate revoked'* | \
-        *'unsupported certificate purpose'* | *'certificate signature failure'* | \
+        *'unsupported certificate purpose'* | *'unsuitable certificate purpose'* | \
+        *'certificate signature failure'* | \
         *'key usage does not include'*)
         echo fail ;;
     *'unable to get local issuer'* | *'self-signed certificate'* | \
@@ -166,6 +169,7 @@ verify_layer() {
     [ "$kind" = der ] && inf=(-inform DER)
     SIGNER_ADDR=-
     rm -f "$pfx.signer"
+    [ -s "$PDIR/known.pem" ] && inf+=(-certfile "$PDIR/known.pem")
     if ! openssl cms -verify -noverify "${inf[@]}" -in "$in" -out "$out" \
         -signer "$pfx.signer" 2>"$pfx.matherr" >/dev/null; then
         err=$(grep -o 'routines:[^:]*:[^:]*' "$pfx.matherr" | cut -d: -f3 |
@@ -193,7 +197,9 @@ verify_layer() {
             grep -o 'email:[^, ]*' | sed 's/^email://')
         [ -n "$emails" ] || emails=$(openssl x509 -in "$pfx.signer" -noout \
             -subject -nameopt multiline 2>/dev/null | sed -n 's/^ *emailAddress *= *//p')
-        SIGNER_ADDR=$(echo "$emails" | head -n 1)
+        # the address that matches From when the certificate has several
+        SIGNER_ADDR=$(echo "$emails" | grep -ixF "$FROM_ADDR" | head -n 1)
+        [ -n "$SIGNER_ADDR" ] || SIGNER_ADDR=$(echo "$emails" | head -n 1)
         [ -n "$SIGNER_ADDR" ] || SIGNER_ADDR=-
         bits=$(openssl x509 -in "$pfx.signer" -noout -text | sed -n 's/.*Public-Key: (\([0-9]*\) bit).*/\1/p' | head -n 1)
     fi
@@ -260,6 +266,28 @@ verify_layer() {
                 chain=$(sed -n 's/.*Verify error: *//p' "$pfx.chainerr" | head -n 1)
                 [ -n "$chain" ] || chain=$(head -n 2 "$pfx.chainerr" | tr '\n' ' ')
                 RES=$(classify_chain "$chain")
+                # the signature may carry the real root while the anchor
+                # is another key under the same name: check the signer
+                # against the anchors alone
+                if [ "$RES" = neutral ] && [ -s "$pfx.signer" ]; then
+                    local alone
+                    alone=$(openssl verify -CAfile "$cafile" "${crl[@]}" \
+                        -attime "$NOW" -purpose smimesign "$pfx.signer" 2>&1 |
+                        sed -n 's/^error [0-9]* at [0-9]* depth lookup: *//p' | head -n 1)
+                    case $alone in
+                    *'certificate signature failure'*)
+                        chain="$chain; signer against the anchors alone: $alone"
+                        RES=fail ;;
+                    esac
+                fi
+                # contract: an anchor with the issuer's name but another key
+                # is fail (OpenSSL never tries it: the AKI names the other
+                # key), so compare names and key identifiers directly
+                if [ "$RES" = neutral ] && [ -s "$pfx.signer" ] &&
+                    same_name_other_key "$pfx.signer" "$PDIR/anchors.pem"; then
+                    chain="$chain; an anchor has the issuer's name but another key"
+                    RES=fail
+                fi
             fi
         fi
     else
@@ -268,23 +296,43 @@ verify_layer() {
     say "$LAYERNAME: math=$math | chain@$NOW=$chain | nss=$nss | digest=$digest | signer=$SIGNER_ADDR${bits:+ ($bits bit)} => $RES"
 }
 
+# same_name_other_key CERT ANCHORS: an anchor's subject is CERT's issuer
+# and its subjectKeyIdentifier differs from CERT's authorityKeyIdentifier
+same_name_other_key() {
+    local iss aki a sub ski rc=1
+    iss=$(openssl x509 -in "$1" -noout -issuer -nameopt RFC2253)
+    iss=${iss#issuer=}
+    aki=$(openssl x509 -in "$1" -noout -ext authorityKeyIdentifier 2>/dev/null |
+        sed -n 's/^ *\(keyid:\)\{0,1\}\([0-9A-F:]\{20,\}\)$/\2/p' | head -n 1)
+    awk -v p="$W/anc" '/BEGIN CERT/ { n++ } { print > (p n ".pem") }' "$2"
+    for a in "$W"/anc*.pem; do
+        sub=$(openssl x509 -in "$a" -noout -subject -nameopt RFC2253)
+        ski=$(openssl x509 -in "$a" -noout -ext subjectKeyIdentifier 2>/dev/null |
+            tail -n 1 | tr -d ' ')
+        [ "${sub#subject=}" = "$iss" ] && [ -n "$aki" ] && [ "$ski" != "$aki" ] && rc=0
+    done
+    rm -f "$W"/anc*.pem
+    return $rc
+}
+
 # ri_match KEYPEM DER: a RecipientInfo names the certificate of KEYPEM
 # (issuer+serial or subjectKeyIdentifier)
 ri_match() {
     local serial ski issuer
+    # serial in decimal (what openssl cms -print shows up to 64 bits) and hex
     serial=$(openssl x509 -in "$1" -noout -serial | sed 's/.*=//; s/^0*//')
+    serial="$serial $(echo "ibase=16; ${serial:-0}" | BC_LINE_LENGTH=0 bc)"
     ski=$(openssl x509 -in "$1" -noout -ext subjectKeyIdentifier 2>/dev/null |
         tail -n 1 | tr -d ' :' | tr 'a-f' 'A-F')
     issuer=$(openssl x509 -in "$1" -noout -issuer -nameopt sep_comma_plus_space | sed 's/^issuer=//')
     openssl cms -cmsout -print -inform DER -in "$2" 2>/dev/null | awk \
         -v serial="$serial" -v ski="$ski" -v issuer="$issuer" '
-        function hex(v) {
-            if (v ~ /^0x/) { v = toupper(substr(v, 3)) }
-            else { v = sprintf("%X", v) }
-            sub(/^0+/, "", v); return v }
+        function nm(v) { gsub(/[ ,\/]/, "", v); return v }
+        function sn(v) { if (v ~ /^0x/) v = toupper(substr(v, 3)); sub(/^0+/, "", v); return v }
+        BEGIN { split(serial, S, " ") }
         /issuer: / { iss = $0; sub(/^ *issuer: /, "", iss) }
         /serialNumber: / && iss != "" {
-            if (iss == issuer && hex($2) == serial) found = 1 }
+            if (nm(iss) == nm(issuer) && (sn($2) == S[1] || $2 == S[2])) found = 1 }
         /d.subjectKeyIdentifier:/ { k = 1; kv = ""; next }
         k && /^ *[0-9a-f]+ - / {
             l = $0; sub(/^ *[0-9a-f]+ - /, "", l); l = substr(l, 1, 48)
@@ -304,6 +352,8 @@ walk() {
         LAYERNAME="L$depth multipart/signed"
         verify_layer smime "$f" "$next" "$W/v$depth"
         RESULTS+=("$RES"); IDS+=("$SIGNER_ADDR")
+        # a bad signature still has readable content: peel on
+        [ -s "$next" ] || cp "$W/v$depth.content" "$next" 2>/dev/null
         [ -s "$next" ] && walk "$next" $((depth + 1)) no
         ;;
     application/pkcs7-mime | application/x-pkcs7-mime | application/octet-stream)
@@ -346,8 +396,14 @@ walk() {
                     say "L$depth $typ: no RecipientInfo for $(basename "$k")"
                     continue
                 fi
+                # the default provider first, then with OpenSSL's legacy
+                # provider (RC2, as in RFC 4134 5.2)
                 if openssl cms -decrypt -inform DER -in "$der" -recip "$k" \
-                    -inkey "$k" -out "$next" 2>"$W/decerr"; then
+                    -inkey "$k" -out "$next" 2>"$W/decerr" ||
+                    { openssl cms -decrypt -inform DER -in "$der" -recip "$k" \
+                        -inkey "$k" -out "$next" -provider default \
+                        -provider legacy 2>"$W/decerr" &&
+                        say "L$depth (decrypted with the legacy provider only)"; }; then
                     DEC=yes
                     say "L$depth $typ: openssl decrypts with $(basename "$k"); nss: $(
                         [ -n "$HAVE_NSS" ] && { nss_db "$PDIR"; cmsutil -D -d "sql:$PDIR/nss" \
@@ -363,6 +419,7 @@ walk() {
             done
             say "L$depth $typ: $DEC ($(openssl cms -cmsout -print -inform DER -in "$der" |
                 grep -cE 'd\.(ktri|kari|kekri):') recipient infos)"
+            [ "$DEC" = corrupt ] && { RESULTS+=(permerror); IDS+=(-); }
             ;;
         unparseable)
             DEC=corrupt
@@ -418,6 +475,15 @@ while IFS=$'\t' read -r file profile NOW from rcpt eres eids edec _; do
     PDIR=$W/profile-$profile
     if [ -z "${MADE[$profile]:-}" ]; then
         corpus_profile "$profile" "$PDIR" || exit 2
+        # certificates "known here" besides the signature's own: the
+        # anchors and the key store's certificates (the man page's
+        # neutral: "neither in the signature nor known here")
+        {
+            cat "$PDIR/anchors.pem" 2>/dev/null
+            for k in "$PDIR"/pem/*.pem; do
+                [ -e "$k" ] && openssl x509 -in "$k"
+            done
+        } >"$PDIR/known.pem"
         MADE[$profile]=1
     fi
     LOCAL=$(sed -n 's/^LocalDomains //p' "$PDIR/smime-milter.conf")
@@ -432,6 +498,9 @@ while IFS=$'\t' read -r file profile NOW from rcpt eres eids edec _; do
     RESULTS=() IDS=() DEC=not-encrypted DECRYPTED=$W/decrypted
     walk "$msg" 1 yes
     res=$(IFS=,; echo "${RESULTS[*]:-none}")
+    # a message that cannot be read (no key, relayed) gets no A-R at all
+    # (contract: smime=none only for a readable message)
+    case $DEC in no-key | relayed) [ "$res" = none ] && res=- ;; esac
     ids=$(IFS=,; echo "${IDS[*]:--}")
     if [ "$res" = "$eres" ] && [ "$ids" = "$eids" ] && [ "$DEC" = "$edec" ]; then
         echo "  MATCH results=$res ids=$ids decrypted=$DEC"

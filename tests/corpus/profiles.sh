@@ -29,6 +29,7 @@
 #   tb-nokey     Alice.p12 only (no message is encrypted to Alice)
 #   tb-noanchor  Bob.p12, no TrustAnchors at all
 #   kde          unittest cert+key (PEM); anchor unittest-cert.pem
+#   kde-nocert   no keys, no anchors: the KMail signer is known nowhere
 #   bc-validator anchor validator.root.crt + CRL validator.revoked.crl
 #   bc-validator-legacy  bc-validator + AllowSHA1Signatures yes, MinKeyBits
 #                1024 (the 2006 validator certificates are RSA-1024)
@@ -100,6 +101,9 @@ corpus_profile() {
         _cp_pem "$dir" unittest kde-mimetreeparser/unittest-cert.pem \
             kde-mimetreeparser/unittest-key.pem || return 1
         _cp_anchor "$dir" kde-mimetreeparser/unittest-cert.pem || return 1
+        local_domains=example.com
+        ;;
+    kde-nocert)
         local_domains=example.com
         ;;
     bc-validator | bc-validator-legacy)

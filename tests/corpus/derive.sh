@@ -205,7 +205,9 @@ verify_layer() {
     fi
     # digest algorithm(s) of the signerInfos
     if [ "$kind" = der ]; then sig=$in; else
-        if "$SMIME_SPLIT" $(grep -q $'\r' "$in" || echo --canon) "$in" \
+        local canon=()
+        grep -q $'\r' "$in" || canon=(--canon)
+        if "$SMIME_SPLIT" "${canon[@]}" "$in" \
             "$pfx.content" "$pfx.sig" 2>/dev/null; then
             sig=$pfx.sig
             content=$pfx.content
@@ -437,7 +439,7 @@ walk() {
 }
 # walk_parts FILE DEPTH PARTPREFIX: signed sub-parts of a multipart
 walk_parts() {
-    local f=$1 depth=$2 pp=$3 b p n=0 ct sres
+    local f=$1 depth=$2 pp=$3 b p n=0 ct
     b=$(param "$f" Content-Type boundary)
     subparts "$f" "$b" "$W/p$depth${pp//./_}"
     for p in "$W/p$depth${pp//./_}".*; do

@@ -38,7 +38,7 @@
 #       the profile matches (-> yes), else no-key / relayed; unparseable
 #       CMS -> corrupt (and permerror).  Only at the top level or inside
 #       opaque signed-data; encrypted parts inside multipart/* are left
-#       alone (contract item 4).
+#       alone (contract item 4) and stamped decrypted=no (nested).
 #   other multipart/*
 #       signed sub-parts are verified as above and reported RESULT/PARTNO.
 #   no signature at all -> none.
@@ -383,6 +383,7 @@ walk() {
         pkcs7-envelopedData | id-smime-ct-authEnvelopedData)
             if [ "$candec" != yes ]; then
                 say "L$depth $ct $typ: nested, left alone"
+                [ "$DEC" = not-encrypted ] && DEC=nested
                 return
             fi
             for r in "${RCPTS[@]}"; do
@@ -460,6 +461,10 @@ walk_parts() {
                 RESULTS+=("$RES/${pp}$n"); IDS+=("$SIGNER_ADDR")
             else
                 say "part ${pp}$n $ct $(cms_type "$W/pd.der"): nested, left alone"
+                case $(cms_type "$W/pd.der") in
+                pkcs7-envelopedData | id-smime-ct-authEnvelopedData)
+                    [ "$DEC" = not-encrypted ] && DEC=nested ;;
+                esac
             fi
             ;;
         multipart/*) walk_parts "$p" "$depth" "${pp}$n." ;;

@@ -7,11 +7,13 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -35,19 +37,31 @@ fail(struct mp_conn *c, const char *fmt, ...)
     return -1;
 }
 
+/* Write both pieces, as one segment when they fit (a header written on
+ * its own would wait for the peer's delayed ACK under Nagle). */
 static int
-write_all(struct mp_conn *c, const void *p, size_t n)
+write_all(struct mp_conn *c, const void *a, size_t an, const void *b, size_t bn)
 {
+    struct iovec iov[2] = {{(void *)a, an}, {(void *)b, bn}};
+    struct msghdr mh;
     ssize_t w;
+    int i = 0;
 
-    while (n > 0) {
-        w = send(c->fd, p, n, MSG_NOSIGNAL);
+    while (i < 2) {
+        memset(&mh, 0, sizeof(mh));
+        mh.msg_iov = iov + i;
+        mh.msg_iovlen = (size_t)(2 - i);
+        w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)
             return fail(c, "write to the milter: %s", strerror(errno));
-        p = (const char *)p + w;
-        n -= (size_t)w;
+        for (; i < 2 && (size_t)w >= iov[i].iov_len; i++)
+            w -= (ssize_t)iov[i].iov_len;
+        if (i < 2) {
+            iov[i].iov_base = (char *)iov[i].iov_base + w;
+            iov[i].iov_len -= (size_t)w;
+        }
     }
     return 0;
 }
@@ -79,9 +93,7 @@ mp_send(struct mp_conn *c, char cmd, const void *data, size_t len)
 
     memcpy(hdr, &n, 4);
     hdr[4] = (unsigned char)cmd;
-    if (write_all(c, hdr, 5) != 0 || (len > 0 && write_all(c, data, len) != 0))
-        return -1;
-    return 0;
+    return write_all(c, hdr, 5, data, len);
 }
 
 int
@@ -154,7 +166,7 @@ dial(struct mp_conn *c, const char *spec)
         char port[16], host[256];
         const char *at = strchr(spec, '@');
         struct addrinfo hints, *ai;
-        int e;
+        int e, one = 1;
         if (at == NULL || (size_t)(at - spec - 5) >= sizeof(port))
             return fail(c, "socket must be inet:PORT@HOST");
         memcpy(port, spec + 5, (size_t)(at - spec - 5));
@@ -166,6 +178,9 @@ dial(struct mp_conn *c, const char *spec)
             return fail(c, "cannot resolve %s: %s", spec, gai_strerror(e));
         c->fd = socket(ai->ai_family, SOCK_STREAM, 0);
         e = c->fd >= 0 ? connect(c->fd, ai->ai_addr, ai->ai_addrlen) : -1;
+        if (e == 0) /* every packet is a whole request: send it now */
+            (void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one,
+                             sizeof(one));
         freeaddrinfo(ai);
         if (e != 0)
             return fail(c, "cannot connect to %s: %s", spec, strerror(errno));

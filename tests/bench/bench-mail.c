@@ -4,11 +4,13 @@
  */
 #include "config.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -74,42 +76,53 @@ bm_buf_free(struct bm_buf *b)
     memset(b, 0, sizeof(*b));
 }
 
-static X509 *
-read_cert(const char *dir, const char *name, char *why)
+double
+bm_now(void)
 {
-    char path[4096];
-    FILE *fp;
-    X509 *x;
+    struct timespec ts;
 
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    if ((fp = fopen(path, "r")) == NULL) {
-        why_set(why, "cannot open %s", path);
-        return NULL;
-    }
-    x = PEM_read_X509(fp, NULL, NULL, NULL);
-    fclose(fp);
-    if (x == NULL)
-        why_ssl(why, path);
-    return x;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static EVP_PKEY *
-read_key(const char *dir, const char *name, char *why)
+double
+bm_run(long n, void *(*fn)(void *), double seconds, double *deadline)
+{
+    pthread_t *th = calloc((size_t)n, sizeof(*th));
+    double t0 = bm_now();
+    long i, started;
+
+    if (th == NULL)
+        return -1;
+    *deadline = t0 + seconds;
+    for (started = 0; started < n; started++)
+        if (pthread_create(&th[started], NULL, fn, NULL) != 0)
+            break;
+    for (i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    free(th);
+    return started == n ? bm_now() - t0 : -1;
+}
+
+/* a certificate (key == 0) or private key (key == 1) from dir/name */
+static void *
+read_pem(const char *dir, const char *name, int key, char *why)
 {
     char path[4096];
     FILE *fp;
-    EVP_PKEY *k;
+    void *p;
 
     snprintf(path, sizeof(path), "%s/%s", dir, name);
     if ((fp = fopen(path, "r")) == NULL) {
         why_set(why, "cannot open %s", path);
         return NULL;
     }
-    k = PEM_read_PrivateKey(fp, NULL, NULL, NULL);
+    p = key ? (void *)PEM_read_PrivateKey(fp, NULL, NULL, NULL)
+            : (void *)PEM_read_X509(fp, NULL, NULL, NULL);
     fclose(fp);
-    if (k == NULL)
+    if (p == NULL)
         why_ssl(why, path);
-    return k;
+    return p;
 }
 
 int
@@ -119,19 +132,19 @@ bm_pki_load(const char *dir, struct bm_pki *k, char *why)
     X509 *x;
 
     memset(k, 0, sizeof(*k));
-    if ((k->signer = read_cert(dir, "alice.crt", why)) == NULL ||
-        (k->signer_key = read_key(dir, "alice.key", why)) == NULL ||
-        (k->rcpt = read_cert(dir, "bob.crt", why)) == NULL ||
-        (k->rcpt_key = read_key(dir, "bob.key", why)) == NULL)
+    if ((k->signer = read_pem(dir, "alice.crt", 0, why)) == NULL ||
+        (k->signer_key = read_pem(dir, "alice.key", 1, why)) == NULL ||
+        (k->rcpt = read_pem(dir, "bob.crt", 0, why)) == NULL ||
+        (k->rcpt_key = read_pem(dir, "bob.key", 1, why)) == NULL)
         goto err;
     k->chain = sk_X509_new_null();
     k->rcpts = sk_X509_new_null();
-    if ((x = read_cert(dir, "inter.crt", why)) == NULL ||
+    if ((x = read_pem(dir, "inter.crt", 0, why)) == NULL ||
         !sk_X509_push(k->chain, x))
         goto err;
     if (!X509_up_ref(k->rcpt) || !sk_X509_push(k->rcpts, k->rcpt))
         goto err;
-    if ((x = read_cert(dir, "dave-enc.crt", why)) == NULL ||
+    if ((x = read_pem(dir, "dave-enc.crt", 0, why)) == NULL ||
         !sk_X509_push(k->rcpts, x))
         goto err;
     snprintf(path, sizeof(path), "%s/trust.pem", dir);

@@ -39,6 +39,13 @@ struct bm_buf {
     size_t cap;
 };
 
+/* CLOCK_MONOTONIC in seconds */
+double bm_now(void);
+/* Run fn in n threads and wait for them; *deadline is set to now +
+ * seconds just before they start.  Returns the seconds the run took, or
+ * -1 when a thread could not be started (the others are still joined). */
+double bm_run(long n, void *(*fn)(void *), double seconds, double *deadline);
+
 int bm_pki_load(const char *dir, struct bm_pki *, char *why);
 void bm_pki_free(struct bm_pki *);
 

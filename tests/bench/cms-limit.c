@@ -43,15 +43,6 @@ static struct {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static long next_op, done_ops, failed;
 
-static double
-now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static int
 one(char *why)
 {
@@ -89,7 +80,7 @@ worker(void *arg)
         pthread_mutex_lock(&lock);
         n = next_op++;
         pthread_mutex_unlock(&lock);
-        if (cfg.seconds > 0 ? now() >= cfg.deadline : n >= cfg.ops)
+        if (cfg.seconds > 0 ? bm_now() >= cfg.deadline : n >= cfg.ops)
             break;
         if (one(why) != 0) {
             pthread_mutex_lock(&lock);
@@ -124,8 +115,7 @@ main(int argc, char **argv)
     size_t size = 20480;
     struct bm_buf sig = {0};
     char why[BM_WHY];
-    pthread_t *th;
-    double t0, t1;
+    double secs;
     int c;
 
     cfg.ops = 1000;
@@ -189,22 +179,14 @@ main(int argc, char **argv)
         }
         sk_X509_free(bob);
     }
-    th = calloc((size_t)threads, sizeof(*th));
-    t0 = now();
-    cfg.deadline = t0 + cfg.seconds;
-    for (i = 0; i < threads; i++)
-        if (pthread_create(&th[i], NULL, worker, NULL) != 0) {
-            fprintf(stderr, "cms-limit: cannot start a thread\n");
-            return 2;
-        }
-    for (i = 0; i < threads; i++)
-        pthread_join(th[i], NULL);
-    t1 = now();
+    if ((secs = bm_run(threads, worker, cfg.seconds, &cfg.deadline)) < 0) {
+        fprintf(stderr, "cms-limit: cannot start the threads\n");
+        return 2;
+    }
     printf("mode=%s size=%zu threads=%ld ops=%ld seconds=%.2f "
            "msgs_per_s=%.1f\n",
-           names[cfg.mode], size, threads, done_ops, t1 - t0,
-           (double)done_ops / (t1 - t0));
-    free(th);
+           names[cfg.mode], size, threads, done_ops, secs,
+           (double)done_ops / (secs));
     sk_X509_free(cfg.rcpts);
     bm_buf_free(&sig);
     bm_buf_free(&cfg.text);

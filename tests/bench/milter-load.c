@@ -87,15 +87,6 @@ static long next_msg, n_ok, n_fail, n_reported;
 static double *lat;
 static size_t nlat, caplat;
 
-static double
-now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void
 usage(void)
 {
@@ -383,7 +374,7 @@ take(void)
     pthread_mutex_lock(&lock);
     n = next_msg++;
     pthread_mutex_unlock(&lock);
-    if (cfg.seconds > 0 ? now() >= cfg.deadline : n >= cfg.messages)
+    if (cfg.seconds > 0 ? bm_now() >= cfg.deadline : n >= cfg.messages)
         return -1;
     return n;
 }
@@ -399,16 +390,16 @@ worker(void *arg)
 
     (void)arg;
     while ((n = take()) >= 0) {
-        t0 = now();
+        t0 = bm_now();
         if (c.fd < 0 && conn_open(&c) != 0) {
             snprintf(why, sizeof(why), "%s", c.err);
             mp_close(&c);
-            record(n, (now() - t0) * 1e3, 0, why);
+            record(n, (bm_now() - t0) * 1e3, 0, why);
             usleep(100000);
             continue;
         }
         r = transaction(&c, n, why);
-        record(n, (now() - t0) * 1e3, r == 0, why);
+        record(n, (bm_now() - t0) * 1e3, r == 0, why);
         if (r < 0 || (cfg.per_conn > 0 && ++on_conn >= cfg.per_conn)) {
             mp_close(&c);
             on_conn = 0;
@@ -548,9 +539,8 @@ main(int argc, char **argv)
     static char gen[64][64];
     long pid = 0, warmup = 0, conns = 1, nr = -1, i;
     size_t size = 20480;
-    pthread_t *th;
     char why[BM_WHY];
-    double t0, t1;
+    double secs;
     int c;
 
     cfg.from = "alice@example.org";
@@ -668,25 +658,16 @@ main(int argc, char **argv)
             }
         mp_close(&wc);
     }
-    th = calloc((size_t)conns, sizeof(*th));
-    t0 = now();
-    cfg.deadline = t0 + cfg.seconds;
-    for (i = 0; i < conns; i++)
-        if (pthread_create(&th[i], NULL, worker, NULL) != 0) {
-            fprintf(stderr, "milter-load: cannot start a thread\n");
-            return 2;
-        }
-    for (i = 0; i < conns; i++)
-        pthread_join(th[i], NULL);
-    t1 = now();
+    if ((secs = bm_run(conns, worker, cfg.seconds, &cfg.deadline)) < 0) {
+        fprintf(stderr, "milter-load: cannot start the threads\n");
+        return 2;
+    }
     qsort(lat, nlat, sizeof(*lat), cmp_double);
     printf("mode=%s size=%zu rcpts=%d conns=%ld messages=%zu ok=%ld "
            "failures=%ld seconds=%.2f msgs_per_s=%.1f p50_ms=%.2f "
            "p99_ms=%.2f peak_rss_kb=%ld\n",
            mode_names[cfg.mode], size, cfg.nrcpts, conns, nlat, n_ok, n_fail,
-           t1 - t0, (double)n_ok / (t1 - t0), pct(0.50), pct(0.99),
-           peak_rss(pid));
-    free(th);
+           secs, (double)n_ok / (secs), pct(0.50), pct(0.99), peak_rss(pid));
     free(lat);
     hdrs_free(&cfg.hdrs);
     bm_buf_free(&cfg.body);

@@ -24,10 +24,13 @@ TEST="postfix slapd ldap-utils libnss3-tools gpgsm gnupg swaks miltertest
       m4 libdb5.3 liblockfile1 libnsl2 libsasl2-2 libwrap0"
 # (m4 and the libraries on the last line are what sendmail-bin and
 # sendmail-cf need to run from the unpacked copy below.)
+# make bench and profiling (docs/PERFORMANCE.md); smtp-source/smtp-sink
+# come with postfix
+BENCH="linux-perf"
 
 apt-get update -qq
 # shellcheck disable=SC2086
-apt-get install -y -qq --no-install-recommends $BUILD $TEST >/dev/null
+apt-get install -y -qq --no-install-recommends $BUILD $TEST $BENCH >/dev/null
 
 # Sendmail for tests/t-sendmail.sh.  Installing sendmail-bin would remove
 # Postfix (both provide mail-transport-agent), so the packages are only

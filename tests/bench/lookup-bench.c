@@ -51,8 +51,7 @@ cached_loop(void *arg)
 
     (void)arg;
     for (i = 0; i < per_thread; i++) {
-        if (smm_resolve(st, addr, t, 0, &l, &err) != SMM_OK ||
-            !l.cached) {
+        if (smm_resolve(st, addr, t, 0, &l, &err) != SMM_OK || !l.cached) {
             fprintf(stderr, "lookup-bench: not cached\n");
             exit(1);
         }

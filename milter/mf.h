@@ -39,6 +39,7 @@ int mf_drain(int);
 /* mf_prefetch.c */
 int mf_prefetch_init(void);
 void mf_prefetch(struct smm_state *, const char *);
+void mf_prefetch_wait(const struct smm_state *, char *const *, size_t, int);
 
 /* mf_stats.c; the supervisor forwards SIGUSR1 to the worker as this */
 #define MF_SIG_STATS (SIGRTMIN + 1)

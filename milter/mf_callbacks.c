@@ -282,6 +282,10 @@ cb_eom(SMFICTX *ctx)
     if ((qid = smfi_getsymval(ctx, "i")) != NULL)
         (void)smm_message_set_queue_id(mg->m, qid);
     memset(&r, 0, sizeof(r));
+    /* lookups started at RCPT time: wait for them rather than ask twice */
+    if (!mg->failed && mg->dir == SMM_DIR_OUTBOUND)
+        mf_prefetch_wait(mg->state, mg->m->rcpts, mg->m->nrcpts,
+                         mg->state->cfg->ldap_timeout + 1);
     if (mg->failed) {
         r.verdict = "tempfail";
         (void)smm_buf_printf(&r.log, " reason=spool error=\"%s\"",

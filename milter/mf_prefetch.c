@@ -8,10 +8,14 @@
  * Each job holds a reference to the snapshot it was queued with, so a
  * reload never mixes states.  The queue is bounded: when it is full the
  * address is simply not prefetched (the pipeline looks it up itself).
+ * mf_prefetch_wait() lets the end of message wait for lookups of its
+ * recipients still queued or running, so a slow directory is asked once,
+ * not twice.
  */
 #include "config.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -30,8 +34,10 @@ struct job {
 
 static pthread_mutex_t pf_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t pf_cond = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t pf_done = PTHREAD_COND_INITIALIZER;
 static struct job pf_q[PF_QUEUE];
 static size_t pf_head, pf_len;
+static struct job pf_running[PF_THREADS]; /* addr NULL when idle */
 
 static void *
 worker(void *arg)
@@ -39,8 +45,8 @@ worker(void *arg)
     struct job j;
     struct smm_lookup l;
     struct smm_err err;
+    size_t me = (size_t)(uintptr_t)arg;
 
-    (void)arg;
     for (;;) {
         pthread_mutex_lock(&pf_lock);
         while (pf_len == 0)
@@ -48,6 +54,7 @@ worker(void *arg)
         j = pf_q[pf_head];
         pf_head = (pf_head + 1) % PF_QUEUE;
         pf_len--;
+        pf_running[me] = j;
         pthread_mutex_unlock(&pf_lock);
         if (smm_resolve(j.state, j.addr, time(NULL), 0, &l, &err) != SMM_OK)
             smm_log(SMM_LOG_DEBUG, "prefetch %s: %s", j.addr, err.msg);
@@ -56,10 +63,53 @@ worker(void *arg)
                     smm_lookup_usable(&l),
                     l.source != NULL ? l.source : "none");
         smm_lookup_free(&l);
+        pthread_mutex_lock(&pf_lock);
+        pf_running[me].addr = NULL;
+        pf_running[me].state = NULL;
+        pthread_cond_broadcast(&pf_done);
+        pthread_mutex_unlock(&pf_lock);
         smm_state_unref(j.state);
         free(j.addr);
     }
     return NULL;
+}
+
+/* Whether a lookup of addr with state s is queued or running (lock held). */
+static int
+pending(const struct smm_state *s, const char *addr)
+{
+    size_t i;
+
+    for (i = 0; i < PF_THREADS; i++)
+        if (pf_running[i].addr != NULL && pf_running[i].state == s &&
+            strcmp(pf_running[i].addr, addr) == 0)
+            return 1;
+    for (i = 0; i < pf_len; i++) {
+        const struct job *j = &pf_q[(pf_head + i) % PF_QUEUE];
+        if (j->state == s && strcmp(j->addr, addr) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Wait (up to seconds) until no lookup of these addresses is pending. */
+void
+mf_prefetch_wait(const struct smm_state *s, char *const *addrs, size_t n,
+                 int seconds)
+{
+    struct timespec until;
+    size_t i;
+
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += seconds;
+    pthread_mutex_lock(&pf_lock);
+    for (i = 0; i < n; i++)
+        while (pending(s, addrs[i]))
+            if (pthread_cond_timedwait(&pf_done, &pf_lock, &until) != 0) {
+                pthread_mutex_unlock(&pf_lock);
+                return;
+            }
+    pthread_mutex_unlock(&pf_lock);
 }
 
 /* Start the workers (in the worker process, before smfi_main). */
@@ -70,7 +120,7 @@ mf_prefetch_init(void)
     int i;
 
     for (i = 0; i < PF_THREADS; i++) {
-        if (pthread_create(&tid, NULL, worker, NULL) != 0)
+        if (pthread_create(&tid, NULL, worker, (void *)(uintptr_t)i) != 0)
             return -1;
         pthread_detach(tid);
     }

@@ -3,8 +3,9 @@
  *
  * The input is a message as `smime-milter-ctl process --inbound` reads it
  * (header, empty line, body).  It goes through smm_pipeline_run() with
- * SMM_DIR_INBOUND twice: with the default inbound options and with
- * UnwrapOpaqueSigned and StripSignatures on.  The key store holds keys for
+ * SMM_DIR_INBOUND twice: with the default inbound options, and with
+ * UnwrapOpaqueSigned and StripSignatures on and bodies over 512 bytes
+ * spilled to a temporary file.  The key store holds keys for
  * the envelope recipients (bob: RSA, carol: EC) and the trust anchors
  * are the test root, so MIME parsing, the multipart split, base64, CMS
  * parsing, decryption (ktri and kari) and signature verification are all
@@ -43,7 +44,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
              "TrustAnchors %s/trust.pem\n"
              "AuthservID mx.fuzz.example\n"
              "TempDirectory %s\n"
-             "MaxMemoryBody 256K\n"
+             "MaxMemoryBody 512\n"
              "UnwrapOpaqueSigned yes\n"
              "StripSignatures yes\n"
              "AllowSHA1Signatures yes\n"

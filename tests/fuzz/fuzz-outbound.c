@@ -7,7 +7,8 @@
  * smm_pipeline_run() with SMM_DIR_OUTBOUND parses the MIME tree, makes
  * the canonical 7-bit form, signs it and encrypts the result (ktri and
  * kari recipients, EncryptToSelf).  A second state signs only
- * (EncryptionPolicy never) with AES-GCM configured, so both the signed
+ * (EncryptionPolicy never), spills bodies over 512 bytes to a temporary
+ * file and counts bodies over 4000 bytes as oversize, so both the signed
  * output and the encrypted output are written.
  */
 #include "config.h"
@@ -42,6 +43,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
              "TrustAnchors %s/trust.pem\n"
              "TempDirectory %s\n"
              "EncryptionPolicy never\n"
+             "MaxMemoryBody 512\n"
+             "MaxMessageSize 4000\n"
              "Cipher aes-256-gcm\n"
              "LogLevel error\n",
              tmp, pki, tmp);

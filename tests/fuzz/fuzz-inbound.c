@@ -4,8 +4,9 @@
  * The input is a message as `smime-milter-ctl process --inbound` reads it
  * (header, empty line, body).  It goes through smm_pipeline_run() with
  * SMM_DIR_INBOUND twice: with the default inbound options, and with
- * UnwrapOpaqueSigned and StripSignatures on and bodies over 512 bytes
- * spilled to a temporary file.  The key store holds keys for
+ * UnwrapOpaqueSigned, StripSignatures and Harvest on (the sender, alice,
+ * has no key there, so her good signatures are harvested) and bodies over
+ * 512 bytes spilled to a temporary file.  The key store holds keys for
  * the envelope recipients (bob: RSA, carol: EC) and the trust anchors
  * are the test root, so MIME parsing, the multipart split, base64, CMS
  * parsing, decryption (ktri and kari) and signature verification are all
@@ -40,7 +41,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
              tmp, pki, tmp);
     plain = fuzz_state("inbound", conf);
     snprintf(conf, sizeof(conf),
-             "KeyStore %s/keys\n"
+             "KeyStore %s/rcptkeys\n"
              "TrustAnchors %s/trust.pem\n"
              "AuthservID mx.fuzz.example\n"
              "TempDirectory %s\n"
@@ -48,8 +49,10 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
              "UnwrapOpaqueSigned yes\n"
              "StripSignatures yes\n"
              "AllowSHA1Signatures yes\n"
+             "Harvest yes\n"
+             "HarvestStore %s/harvest\n"
              "LogLevel error\n",
-             tmp, pki, tmp);
+             tmp, pki, tmp, tmp);
     unwrap = fuzz_state("inbound-unwrap", conf);
     return 0;
 }

@@ -257,17 +257,28 @@ fuzz_pki(void)
             die(pkidir);
         generate_pki(pkidir);
     }
-    /* keys/NAME.pem for the key store, certs/NAME.crt for the resolver */
+    /* keys/NAME.pem for the key store (rcptkeys/: bob and carol only),
+       certs/NAME.crt for the resolver, harvest/ for the HarvestStore */
     snprintf(to, sizeof(to), "%s/keys", tmpdir);
     if (mkdir(to, 0700) != 0)
         die(to);
     snprintf(to, sizeof(to), "%s/certs", tmpdir);
     if (mkdir(to, 0700) != 0)
         die(to);
+    snprintf(to, sizeof(to), "%s/harvest", tmpdir);
+    if (mkdir(to, 0700) != 0)
+        die(to);
+    snprintf(to, sizeof(to), "%s/rcptkeys", tmpdir);
+    if (mkdir(to, 0700) != 0)
+        die(to);
     for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         snprintf(from, sizeof(from), "%s/%s.pem", pkidir, names[i]);
         snprintf(to, sizeof(to), "%s/keys/%s.pem", tmpdir, names[i]);
         copy_file(from, to, 0600);
+        if (i > 0) { /* the recipients only, without alice (the sender) */
+            snprintf(to, sizeof(to), "%s/rcptkeys/%s.pem", tmpdir, names[i]);
+            copy_file(from, to, 0600);
+        }
         snprintf(from, sizeof(from), "%s/%s.crt", pkidir, names[i]);
         snprintf(to, sizeof(to), "%s/certs/%s.crt", tmpdir, names[i]);
         copy_file(from, to, 0644);

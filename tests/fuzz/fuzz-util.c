@@ -336,12 +336,15 @@ fuzz_pipeline(const struct smm_state *s, enum smm_direction dir,
             goto out;
     if ((in = fmemopen((void *)data, size, "r")) == NULL)
         die("fmemopen");
-    if (smm_message_read(in, m, &err) != SMM_OK)
-        goto out;
-    if (smm_pipeline_run(s, m, dir, &ro, &r, &err) != SMM_OK)
-        goto out;
     if (verbose < 0)
         verbose = getenv("SMM_FUZZ_VERBOSE") != NULL;
+    if (smm_message_read(in, m, &err) != SMM_OK ||
+        smm_pipeline_run(s, m, dir, &ro, &r, &err) != SMM_OK) {
+        if (verbose) /* the milter would tempfail */
+            fprintf(stderr, "fuzz: %s error: %s\n", smm_direction_name(dir),
+                    err.msg);
+        goto out;
+    }
     if (verbose) /* what the summary log line would say */
         fprintf(stderr, "fuzz: %s action=%d result=%s%s\n",
                 smm_direction_name(dir), (int)r.action,

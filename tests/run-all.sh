@@ -3,7 +3,9 @@
 #
 #   1. out-of-tree build with -Werror, make check (unit + integration:
 #      real Postfix, real smime-milter, OpenSSL/NSS/gpgsm verifiers)
-#   2. a second build with ASan+UBSan, unit tests under the sanitizers
+#   2. a second build with ASan+UBSan, unit tests under the sanitizers,
+#      and a third with --enable-fuzzing: make fuzz-smoke runs every
+#      libFuzzer target for FUZZ_SECONDS (default 20) seconds
 #   3. make format-check
 #   4. tests/t-deb.sh: the Debian package builds, installs, starts, purges
 #   5. make distcheck (the tarball builds and its unit tests pass)
@@ -73,6 +75,27 @@ else
     if grep -qE '^# (FAIL|ERROR): *[1-9]' "$logdir/check-san.log"; then
         cat build-san/tests/unit/*.log | grep -E -A30 'ERROR: AddressSanitizer|runtime error|not ok' | head -60
     fi
+fi
+
+# 2b. fuzzing: every libFuzzer target for FUZZ_SECONDS (default 20 here,
+#     60 for a plain `make fuzz-smoke`); each target's run counts as one test
+rm -rf build-fuzz && mkdir build-fuzz
+fuzz_secs=${FUZZ_SECONDS:-20}
+echo "run-all: fuzz-smoke (${fuzz_secs}s per target)"
+if (cd build-fuzz && ../configure --enable-fuzzing CC=clang) >"$logdir/configure-fuzz.log" 2>&1; then
+    make -C build-fuzz -j"$jobs" fuzz-smoke FUZZ_SECONDS="$fuzz_secs" >"$logdir/fuzz-smoke.log" 2>&1
+    grep -E '^(PASS|FAIL): fuzz-' "$logdir/fuzz-smoke.log"
+    p=$(grep -c '^PASS: fuzz-' "$logdir/fuzz-smoke.log")
+    f=$(grep -c '^FAIL: fuzz-' "$logdir/fuzz-smoke.log")
+    passed=$((passed + p))
+    failed=$((failed + f))
+    if [ "$f" -gt 0 ]; then
+        grep -E -A25 '==ERROR|runtime error|ERROR: libFuzzer' "$logdir/fuzz-smoke.log" | head -60
+    elif [ "$p" -eq 0 ]; then
+        step_fail "fuzz-smoke (no target ran)" "$logdir/fuzz-smoke.log"
+    fi
+else
+    step_fail "fuzzing configure" "$logdir/configure-fuzz.log"
 fi
 
 # 3. formatting (.clang-format, as STYLE.md asks)

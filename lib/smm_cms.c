@@ -276,7 +276,7 @@ smm_cms_parse(const unsigned char *der, size_t len, enum smm_cms_kind *kind,
     CMS_ContentInfo *cms;
 
     ERR_clear_error();
-    if (len > LONG_MAX ||
+    if (der == NULL || len == 0 || len > LONG_MAX ||
         (cms = d2i_CMS_ContentInfo(NULL, &p, (long)len)) == NULL) {
         smm_err_ossl(err, SMM_EPARSE, "not a CMS object");
         return NULL;

@@ -405,9 +405,9 @@ decode_body(const struct ent *e, unsigned char **out, size_t *outlen,
                                    ? g_mime_content_encoding_from_string(e->cte)
                                    : GMIME_CONTENT_ENCODING_DEFAULT;
     GMimeEncoding st;
-    char in[16384];
-    unsigned char *buf;
-    size_t cap, len = 0, done = 0, need;
+    char in[16384], dec[2 * sizeof(in) + 64];
+    struct smm_buf b = {0};
+    size_t done = 0, n_out;
     ssize_t n;
     int decode = enc == GMIME_CONTENT_ENCODING_BASE64 ||
                  enc == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE ||
@@ -419,47 +419,29 @@ decode_body(const struct ent *e, unsigned char **out, size_t *outlen,
         return smm_err_set(err, SMM_EPARSE, "CMS object too large");
     if (decode)
         g_mime_encoding_init_decode(&st, enc);
-    cap = e->len + 64;
-    if ((buf = malloc(cap)) == NULL)
-        return smm_err_set(err, SMM_ENOMEM, "out of memory");
     while (done < e->len) {
         size_t want = e->len - done < sizeof(in) ? e->len - done : sizeof(in);
         if ((n = smm_spool_pread(e->sp, in, want, e->off + done)) <= 0) {
-            free(buf);
+            smm_buf_free(&b);
             return smm_err_set(err, SMM_EIO, "reading the message body");
         }
         done += (size_t)n;
-        need = decode ? g_mime_encoding_outlen(&st, (size_t)n) : (size_t)n;
-        if (len + need > cap) {
-            unsigned char *nb = realloc(buf, len + need + 64);
-            if (nb == NULL) {
-                free(buf);
-                return smm_err_set(err, SMM_ENOMEM, "out of memory");
-            }
-            buf = nb;
-            cap = len + need + 64;
-        }
-        if (decode)
-            len += g_mime_encoding_step(&st, in, (size_t)n, (char *)buf + len);
-        else {
-            memcpy(buf + len, in, (size_t)n);
-            len += (size_t)n;
+        n_out =
+            decode ? g_mime_encoding_step(&st, in, (size_t)n, dec) : (size_t)n;
+        if (smm_buf_append(&b, decode ? dec : in, n_out) != SMM_OK) {
+            smm_buf_free(&b);
+            return smm_err_set(err, SMM_ENOMEM, "out of memory");
         }
     }
     if (decode) {
-        need = g_mime_encoding_outlen(&st, 0);
-        if (len + need > cap) {
-            unsigned char *nb = realloc(buf, len + need + 64);
-            if (nb == NULL) {
-                free(buf);
-                return smm_err_set(err, SMM_ENOMEM, "out of memory");
-            }
-            buf = nb;
+        n_out = g_mime_encoding_flush(&st, NULL, 0, dec);
+        if (smm_buf_append(&b, dec, n_out) != SMM_OK) {
+            smm_buf_free(&b);
+            return smm_err_set(err, SMM_ENOMEM, "out of memory");
         }
-        len += g_mime_encoding_flush(&st, NULL, 0, (char *)buf + len);
     }
-    *out = buf;
-    *outlen = len;
+    *out = (unsigned char *)b.data; /* the caller frees it */
+    *outlen = b.len;
     return SMM_OK;
 }
 

@@ -11,7 +11,7 @@
 
 #include "smm_err.h"
 
-static void
+static __attribute__((format(printf, 3, 0))) void
 err_vset(struct smm_err *err, smm_status st, const char *fmt, va_list ap)
 {
     err->status = st;

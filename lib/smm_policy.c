@@ -57,6 +57,7 @@ smm_direction_name(enum smm_direction d)
 struct pm_entry {
     char *key; /* lower-cased domain part */
     int policy;
+    int line; /* where it was read */
 };
 
 struct smm_policymap {
@@ -134,10 +135,19 @@ smm_policymap_load(const char *path, struct smm_policymap **out,
         pm->e = ne;
         lower_domain(pm->e[pm->n].key);
         pm->e[pm->n].policy = p;
+        pm->e[pm->n].line = lineno;
         pm->n++;
     }
     if (pm->n > 0)
         qsort(pm->e, pm->n, sizeof(*pm->e), pm_cmp);
+    for (n = 1; (size_t)n < pm->n; n++) /* which line wins is no guess */
+        if (pm_cmp(&pm->e[n - 1], &pm->e[n]) == 0) {
+            int a = pm->e[n - 1].line, b = pm->e[n].line;
+            st = smm_err_set(err, SMM_EINVAL,
+                             "%s:%d: %s is listed twice (also on line %d)",
+                             path, a > b ? a : b, pm->e[n].key, a > b ? b : a);
+            goto out;
+        }
 out:
     free(line);
     fclose(fp);

@@ -400,6 +400,11 @@ bad3=$(conf bad3 PolicyMap "$T/bad3.map")
 "$MILTER" -n -c "$bad3" >"$T/bad3.n" 2>&1
 tap_is "$?" 1 "PolicyMap key that is neither address, @domain nor .domain: smime-milter -n exits 1"
 tap_check "PolicyMap bad key: error names $T/bad3.map:1" -- grep -qF "$T/bad3.map:1" "$T/bad3.n"
+printf '@example.net mandatory\nbob@example.net never\n@EXAMPLE.NET never\n' >"$T/bad4.map"
+bad4=$(conf bad4 PolicyMap "$T/bad4.map")
+"$MILTER" -n -c "$bad4" >"$T/bad4.n" 2>&1
+tap_is "$?" 1 "PolicyMap with a key listed twice: smime-milter -n exits 1 (no guessing which wins)"
+tap_check "PolicyMap duplicate: error names $T/bad4.map:3 and line 1" -- grep -qF "$T/bad4.map:3: @example.net is listed twice (also on line 1)" "$T/bad4.n"
 nomap=$(conf nomap PolicyMap "$T/no-such.map")
 tap_not "PolicyMap that does not exist: smime-milter -n fails" -- "$MILTER" -n -c "$nomap"
 

@@ -1265,7 +1265,7 @@ smm_inbound_run(const struct smm_state *s, struct smm_message *m,
     }
 
     /* Authentication-Results at the top, outermost layer first */
-    if (c.nlayers == 0 && !c.unreadable) {
+    if (c.nlayers == 0 && !c.unreadable && s->cfg->verify) {
         smm_buf_printf(&ar, "%s; smime=none", id);
         if (ar.data == NULL ||
             smm_result_edit(r, SMM_EDIT_INSERT, "Authentication-Results", 0,

@@ -121,6 +121,9 @@ tap_check "UnwrapOpaqueSigned: the entity replaces the signed-data" -- same_enti
 process "$T/r" "$T/m.dsig.sha256" "$(conf strip StripSignatures yes)"
 tap_check "StripSignatures: a passing multipart/signed is unwrapped" -- same_entity "$T/r" "$T/entity"
 tap_is "$(ar "$T/r")" "pass" "StripSignatures: the result is still recorded"
+process "$T/r" "$T/m.dsig.sha256" "$(conf nover Verify no)"
+tap_is "$(ar "$T/r"):$(stamp "$T/r")" ":decrypted=no (not-encrypted); verified=none" \
+    "Verify no: signatures are not looked at, no Authentication-Results"
 process "$T/r" "$T/m.dsig.ec"
 tap_is "$(ar "$T/r")" "pass" "ECDSA P-256 signer: pass"
 

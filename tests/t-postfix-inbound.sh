@@ -34,6 +34,7 @@ TempDirectory $T
 MaxMemoryBody 16k
 PidFile $T/milter.pid
 StatsFile $T/stats
+StatsInterval 1
 EOC
 tap_check "smime-milter -n accepts the configuration" -- "$MILTER" -n -c "$T/smime-milter.conf"
 milter_start "$T/smime-milter.conf" || { echo "Bail out! milter"; exit 1; }
@@ -144,7 +145,10 @@ out=$(send bob@example.net carol@example.org "$T/reply" --port "$PF_SUB_PORT")
 tap_ok $? "bob's reply relayed through the submission port"
 tap_check "the running milter encrypts the reply to the harvested certificate (no reload)" -- \
     smime_decrypt_openssl "$out" "$P/carol.crt" "$P/carol.key" "$T/reply.dec"
-# counters since start: smime-milter-ctl stats signals the daemon (PidFile)
+# counters since start: written every StatsInterval, and on request
+for _ in $(seq 1 30); do [ -s "$T/stats" ] && break; sleep 0.1; done
+tap_check "StatsInterval: the daemon writes StatsFile by itself" -- grep -q '^messages.inbound [0-9]' "$T/stats"
+# smime-milter-ctl stats signals the daemon (PidFile)
 "$CTL" -c "$T/smime-milter.conf" stats >"$T/stats.out" 2>"$T/stats.err"
 tap_is "$?" "0" "smime-milter-ctl stats: exit 0"
 stat_of() { sed -n "s/^$1 //p" "$T/stats.out"; }

@@ -13,17 +13,8 @@ CLIENT=$BUILDDIR/tests/tools/milter-client
 
 make_pki "$T/pki" || { echo "Bail out! cannot make the test PKI"; exit 1; }
 P=$T/pki
-sh "$SRCDIR/tests/ldap/mkldif.sh" "$P" "$T/people.ldif" >"$T/mkldif.log" 2>&1 ||
-    { cat "$T/mkldif.log"; echo "Bail out! mkldif"; exit 1; }
 at_exit 'ldap_stop_all >/dev/null 2>&1'
-ldap_init "$T/ldap1" >/dev/null && ldap_start >/dev/null && ldap_add "$T/people.ldif" >/dev/null ||
-    { echo "Bail out! provider slapd"; exit 1; }
-PROV_URI=$LDAP_URI
-ldap_init_consumer "$T/ldap2" "$T/ldap1" >/dev/null && ldap_start >/dev/null ||
-    { echo "Bail out! consumer slapd"; exit 1; }
-CONS_URI=$LDAP_URI
-ldap_wait_replicated "$(sed -n 's/^dn: \(uid=nocert,.*\)/\1/p' "$T/people.ldif" | head -n1)" 30 >/dev/null ||
-    { echo "Bail out! replication"; exit 1; }
+ldap_people_pair "$P" "$T" || { echo "Bail out! provider/consumer slapd"; exit 1; }
 
 cat "$P/root.crt" "$P/inter.crt" >"$T/anchors.pem"
 gateway() { # gateway NAME LDAPURI: key store, configuration, a running milter

@@ -607,3 +607,25 @@ ldap_wait_log() {
         sleep 0.1
     done
 }
+
+# ldap_people_pair PKIDIR DIR: the test people (tests/ldap/mkldif.sh over
+# PKIDIR) on a provider in DIR/ldap1 and a syncrepl consumer of it in
+# DIR/ldap2, waiting until the last entry has replicated.  Sets PROV_URI
+# PROV_LDAPS PROV_LDAPI PROV_LOG PROV_CA (the provider's) and CONS_URI;
+# the consumer is the current instance afterwards.  The LDIF is left in
+# DIR/people.ldif.  Returns non-zero (with a line on stderr) on failure.
+ldap_people_pair() {
+    local pki=${1:?usage: ldap_people_pair PKIDIR DIR} dir=${2:?usage: ldap_people_pair PKIDIR DIR}
+    local last
+    sh "$(dirname "${BASH_SOURCE[0]}")/../ldap/mkldif.sh" "$pki" "$dir/people.ldif" \
+        >"$dir/mkldif.log" 2>&1 || { _ldap_die "mkldif: $(tail -n 1 "$dir/mkldif.log")"; return 1; }
+    ldap_init "$dir/ldap1" >/dev/null && ldap_start >/dev/null &&
+        ldap_add "$dir/people.ldif" >/dev/null || { _ldap_die "provider slapd"; return 1; }
+    PROV_URI=$LDAP_URI PROV_LDAPS=$LDAPS_URI PROV_LDAPI=$LDAPI_URI PROV_LOG=$LDAP_LOG
+    PROV_CA=$LDAP_CA_CERT
+    ldap_init_consumer "$dir/ldap2" "$dir/ldap1" >/dev/null && ldap_start >/dev/null ||
+        { _ldap_die "consumer slapd"; return 1; }
+    CONS_URI=$LDAP_URI
+    last=$(sed -n 's/^dn: //p' "$dir/people.ldif" | tail -n 1)
+    ldap_wait_replicated "$last" 30 >/dev/null || { _ldap_die "replication of $last"; return 1; }
+}

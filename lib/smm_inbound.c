@@ -472,9 +472,40 @@ layer_error(struct in_ctx *c, const char *part, enum smm_sig_result r,
     }
 }
 
-static void
-verify_opts(const struct in_ctx *c, struct smm_verify_opts *vo)
+/* Certificates we know for the sender (local and harvested stores, the
+ * key store, the trust anchors): for signatures that do not carry their
+ * signer's certificate.  Made when the first signature is met. */
+static STACK_OF(X509) *
+    sender_certs(const struct smm_state *s, const char *from, time_t now)
 {
+    STACK_OF(X509) *out = sk_X509_new_null();
+    const struct smm_key *k;
+    unsigned caps;
+    int i, n;
+
+    if (out == NULL || from == NULL)
+        return out;
+    for (n = 0; s->trust != NULL && n < sk_X509_num(s->trust->certs); n++)
+        if (X509_up_ref(sk_X509_value(s->trust->certs, n)) &&
+            !sk_X509_push(out, sk_X509_value(s->trust->certs, n)))
+            X509_free(sk_X509_value(s->trust->certs, n));
+    for (i = 0; i < 2; i++) {
+        k = i == 0 ? smm_keystore_signer(s->ks, from, now, 0)
+                   : smm_keystore_encryption(s->ks, from, now);
+        if (k != NULL && X509_up_ref(k->cert) && !sk_X509_push(out, k->cert))
+            X509_free(k->cert);
+    }
+    (void)smm_certstore_find(s->certstore, from, out);
+    if (smm_harvest_read(s->cfg->harvest_store, from, out, &caps) == 0)
+        (void)smm_certstore_find(s->harvest, from, out);
+    return out;
+}
+
+static void
+verify_opts(struct in_ctx *c, struct smm_verify_opts *vo)
+{
+    if (c->sender_certs == NULL)
+        c->sender_certs = sender_certs(c->s, c->from, c->o->now);
     memset(vo, 0, sizeof(*vo));
     vo->trust = c->s->trust;
     vo->extra = c->sender_certs;
@@ -1155,37 +1186,6 @@ out:
     return st;
 }
 
-/* Certificates we know for the sender (local and harvested stores, the
- * key store, the trust anchors): for signatures that do not carry their
- * signer's certificate. */
-static STACK_OF(X509) *
-    sender_certs(const struct smm_state *s, const char *from)
-{
-    STACK_OF(X509) *out = sk_X509_new_null();
-    const struct smm_key *k;
-    unsigned caps;
-    size_t i, j;
-    int n;
-
-    if (out == NULL || from == NULL)
-        return out;
-    for (n = 0; s->trust != NULL && n < sk_X509_num(s->trust->certs); n++)
-        if (X509_up_ref(sk_X509_value(s->trust->certs, n)) &&
-            !sk_X509_push(out, sk_X509_value(s->trust->certs, n)))
-            X509_free(sk_X509_value(s->trust->certs, n));
-    for (i = 0; (k = smm_keystore_get(s->ks, i)) != NULL; i++)
-        for (j = 0; j < k->addrs.n; j++)
-            if (smm_addr_equal(k->addrs.v[j], from) && X509_up_ref(k->cert)) {
-                if (!sk_X509_push(out, k->cert))
-                    X509_free(k->cert);
-                break;
-            }
-    (void)smm_certstore_find(s->certstore, from, out);
-    if (smm_harvest_read(s->cfg->harvest_store, from, out, &caps) == 0)
-        (void)smm_certstore_find(s->harvest, from, out);
-    return out;
-}
-
 /* Harvest the certificates of good signatures from the From address. */
 static void
 harvest(struct in_ctx *c, struct smm_buf *log)
@@ -1246,7 +1246,6 @@ smm_inbound_run(const struct smm_state *s, struct smm_message *m,
         return SMM_OK;
     }
     c.from = smm_message_from_address(m);
-    c.sender_certs = sender_certs(s, c.from);
     top.sp = m->body;
     top.off = 0;
     top.len = smm_spool_len(m->body);

@@ -22,18 +22,53 @@ smm_log_set(smm_log_fn *fn, void *arg, int maxlevel)
     log_max = maxlevel;
 }
 
+/*
+ * The last line of defence against log injection: a control character that
+ * reached a formatted line (text a call site did not pass through
+ * smm_log_escape) becomes \xNN, so one event is always one line.
+ * Backslashes are left alone: escaped text stays as it was.
+ */
+static void
+defang(char *dst, size_t dstsz, const char *src)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    unsigned char c;
+
+    for (; (c = (unsigned char)*src) != '\0' && o + 5 < dstsz; src++) {
+        if (c < 0x20 || c == 0x7f) {
+            dst[o++] = '\\';
+            dst[o++] = 'x';
+            dst[o++] = hex[c >> 4];
+            dst[o++] = hex[c & 15];
+        } else {
+            dst[o++] = (char)c;
+        }
+    }
+    dst[o] = '\0';
+}
+
 void
 smm_log(int level, const char *fmt, ...)
 {
     va_list ap;
-    char line[2048];
+    char line[2048], safe[2048];
+    const char *p;
 
     if (log_fn == NULL || level > log_max)
         return;
     va_start(ap, fmt);
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
-    log_fn(level, line, log_arg);
+    for (p = line; *p != '\0'; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            break;
+    if (*p == '\0') {
+        log_fn(level, line, log_arg);
+        return;
+    }
+    defang(safe, sizeof(safe), line);
+    log_fn(level, safe, log_arg);
 }
 
 /*

@@ -89,7 +89,9 @@ done
 
 say "starting smime-milter and a private Postfix on 127.0.0.1"
 port=$(( 20000 + RANDOM % 10000 ))
-"$MILTER" -f -c "$DEMO_DIR/smime-milter.conf" -p "inet:$port@127.0.0.1" \
+# -u root: the demo's keys are root's; an installed gateway runs as its
+# own user (UserID smime-milter in the Debian package)
+"$MILTER" -f -c "$DEMO_DIR/smime-milter.conf" -p "inet:$port@127.0.0.1" -u root \
     >"$DEMO_DIR/milter.log" 2>&1 &
 milter_pid=$!
 for _ in $(seq 1 50); do grep -q listening "$DEMO_DIR/milter.log" && break; sleep 0.1; done

@@ -53,6 +53,7 @@ static const struct keydef keys[] = {
     {"Socket", K_STR, OFF(socket), "unix:/run/smime-milter/smime-milter.sock",
      NULL},
     {"UserID", K_STR, OFF(user_id), "", NULL},
+    {"AllowCoreDumps", K_BOOL, OFF(allow_core_dumps), "no", NULL},
     {"PidFile", K_PATH, OFF(pid_file), "", NULL},
     {"SyslogFacility", K_FACILITY, OFF(syslog_facility), "mail", NULL},
     {"LogLevel", K_LOGLEVEL, OFF(log_level), "info", NULL},

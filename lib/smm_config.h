@@ -36,6 +36,7 @@ struct smm_config {
     char *path;                          /* the file this came from */
     char *socket;                        /* Socket */
     char *user_id;                       /* UserID ("" = keep) */
+    int allow_core_dumps;                /* AllowCoreDumps */
     char *pid_file;                      /* PidFile ("" = none) */
     struct smm_cidrlist internal_hosts;  /* InternalHosts */
     struct smm_strlist outbound_daemons; /* OutboundDaemons */

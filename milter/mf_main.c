@@ -168,6 +168,8 @@ unix_socket_path(const char *sock)
     return NULL;
 }
 
+static int allow_cores; /* AllowCoreDumps, read at start-up */
+
 static int
 drop_privileges(const char *user, const char *sock)
 {
@@ -175,14 +177,21 @@ drop_privileges(const char *user, const char *sock)
     const char *path;
 
     if (user == NULL || *user == '\0') {
-        if (geteuid() == 0)
-            smm_log(SMM_LOG_WARNING, "running as root: set UserID (or -u) "
-                                     "so the filter drops privileges");
-        return 0;
+        if (geteuid() != 0)
+            return 0;
+        smm_log(SMM_LOG_ERR,
+                "refusing to run as root: set UserID (or -u) to the "
+                "unprivileged user the filter should run as (UserID root "
+                "keeps root)");
+        return -1;
     }
     if ((pw = getpwnam(user)) == NULL) {
         smm_log(SMM_LOG_ERR, "UserID %s: no such user", user);
         return -1;
+    }
+    if (pw->pw_uid == 0) {
+        smm_log(SMM_LOG_WARNING, "UserID %s: running as root by request", user);
+        return 0;
     }
     if ((path = unix_socket_path(sock)) != NULL &&
         chown(path, pw->pw_uid, pw->pw_gid) != 0)
@@ -198,7 +207,33 @@ drop_privileges(const char *user, const char *sock)
         smm_log(SMM_LOG_ERR, "privileges not dropped: still root");
         return -1;
     }
+#ifdef HAVE_PRCTL
+    /* a change of user resets the flag to fs.suid_dumpable: set it again */
+    (void)prctl(PR_SET_DUMPABLE, allow_cores ? 1 : 0, 0, 0, 0);
+#endif
     return 0;
+}
+
+/*
+ * No core dumps while private keys are in memory, unless AllowCoreDumps:
+ * a zero core size and, on Linux, a process that is not dumpable (which
+ * also keeps other processes of the same user from ptrace and
+ * /proc/PID/mem).
+ */
+static void
+limit_core_dumps(int allow)
+{
+    struct rlimit rl;
+
+    allow_cores = allow;
+    if (allow)
+        return;
+    rl.rlim_cur = rl.rlim_max = 0;
+    if (setrlimit(RLIMIT_CORE, &rl) != 0)
+        smm_log(SMM_LOG_WARNING, "setrlimit(RLIMIT_CORE): %s", strerror(errno));
+#ifdef HAVE_PRCTL
+    (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+#endif
 }
 
 /*
@@ -578,10 +613,16 @@ main(int argc, char **argv)
                 facility_code(cfg->syslog_facility));
     }
     smm_log_set(mf_log_line, NULL, mf_verbose ? SMM_LOG_DEBUG : cfg->log_level);
-#ifdef HAVE_PRCTL
-    /* no core dumps while private keys are in memory */
-    (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-#endif
+    if (geteuid() == 0 && useropt == NULL && cfg->user_id[0] == '\0') {
+        smm_log(SMM_LOG_ERR,
+                "%s: refusing to run as root: set UserID (or -u) to the "
+                "unprivileged user the filter should run as (UserID root "
+                "keeps root)",
+                conffile);
+        smm_config_free(cfg);
+        return 1;
+    }
+    limit_core_dumps(cfg->allow_core_dumps);
     pidfile = strdup(pidopt != NULL ? pidopt : cfg->pid_file);
     smm_config_free(cfg);
     if (pidfile == NULL)

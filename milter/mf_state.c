@@ -94,6 +94,9 @@ mf_state_reload(void)
         if (strcmp(old->cfg->user_id, s->cfg->user_id) != 0)
             smm_log(SMM_LOG_WARNING, "reload: a new UserID takes effect "
                                      "only after a restart");
+        if (old->cfg->allow_core_dumps != s->cfg->allow_core_dumps)
+            smm_log(SMM_LOG_WARNING, "reload: a new AllowCoreDumps takes "
+                                     "effect only after a restart");
     }
     st_current = s;
     pthread_mutex_unlock(&st_lock);

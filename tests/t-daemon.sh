@@ -89,14 +89,17 @@ tap_is "$?" "75" "TempDirectory missing: tempfail (exit 75)"
 conf ""
 
 # process model: pidfile, worker restart, SIGTERM, privilege drop
-"$MILTER" -f -c "$T/c.conf" -p "inet:$(free_port)@127.0.0.1" -P "$T/m.pid" -u nobody >"$T/d.log" 2>&1 &
+# (a core size limit that the daemon must lower itself)
+(ulimit -c unlimited 2>/dev/null; exec "$MILTER" -f -c "$T/c.conf" -p "inet:$(free_port)@127.0.0.1" -P "$T/m.pid" -u nobody) >"$T/d.log" 2>&1 &
 sup=$!
 at_exit "kill $sup 2>/dev/null"
 for _ in $(seq 1 50); do grep -q listening "$T/d.log" && break; sleep 0.1; done
 tap_check "daemon starts and logs where it listens" -- grep -q 'listening on inet:' "$T/d.log"
 tap_is "$(cat "$T/m.pid" 2>/dev/null)" "$sup" "PID file holds the supervisor's pid"
 worker=$(pgrep -P "$sup" | head -n 1)
-tap_is "$(stat -c %U "/proc/$worker" 2>/dev/null)" "nobody" "worker dropped privileges to -u nobody"
+tap_is "$(awk '/^Uid:/ {print $2 "," $3 "," $4 "," $5}' "/proc/$worker/status")" "$(id -u nobody),$(id -u nobody),$(id -u nobody),$(id -u nobody)" "worker dropped privileges to -u nobody (real, effective, saved, fs uid)"
+tap_is "$(awk '/^Max core file size/ {print $5 "/" $6}' "/proc/$worker/limits")" "0/0" "no core dumps: RLIMIT_CORE 0 (AllowCoreDumps no)"
+tap_is "$(stat -c %U "/proc/$worker/status")" "root" "worker not dumpable after the change of user (its /proc files stay root's)"
 kill -KILL "$worker"
 for _ in $(seq 1 50); do [ "$(grep -c listening "$T/d.log")" -ge 2 ] && break; sleep 0.1; done
 tap_check "a killed worker is restarted" -- test "$(grep -c listening "$T/d.log")" -ge 2
@@ -108,7 +111,8 @@ tap_not "PID file removed at exit" -- test -e "$T/m.pid"
 tap_check "worker logged a clean stop" -- grep -q ': stopped' "$T/d.log"
 # detached mode: the starting process returns once the PID file exists;
 # a relative -c still works after the daemon changes to /
-(cd "$T" && "$MILTER" -c c.conf -p "inet:$(free_port)@127.0.0.1" -P "$T/bg.pid")
+# shellcheck disable=SC2086
+(cd "$T" && "$MILTER" -c c.conf -p "inet:$(free_port)@127.0.0.1" -P "$T/bg.pid" $AS_ROOT)
 tap_is "$?" "0" "detached start exits 0"
 bgpid=$(cat "$T/bg.pid" 2>/dev/null)
 tap_check "PID file exists when the start command returns" -- test -n "$bgpid"
@@ -119,4 +123,28 @@ tap_check "detached worker is running" -- test -n "$(pgrep -P "$bgpid")"
 kill -TERM "$bgpid"
 for _ in $(seq 1 50); do alive "$bgpid" || break; sleep 0.1; done
 tap_not "detached daemon stops on SIGTERM" -- alive "$bgpid"
+
+# least privilege: root without UserID is refused; AllowCoreDumps yes
+if [ "$(id -u)" = 0 ]; then
+    "$MILTER" -f -c "$T/c.conf" -p "inet:$(free_port)@127.0.0.1" >"$T/root.log" 2>&1 &
+    rp=$!
+    for _ in $(seq 1 50); do alive "$rp" || break; sleep 0.1; done
+    tap_not "as root without UserID or -u: refuses to start" -- alive "$rp"
+    wait "$rp"
+    tap_check "... and exits non-zero" -- test "$?" != 0
+    tap_check "... saying why and what to set" -- grep -q 'refusing to run as root: set UserID (or -u)' "$T/root.log"
+    echo "UserID nobody" >>"$T/c.conf"
+    echo "AllowCoreDumps yes" >>"$T/c.conf"
+    (ulimit -c 4096 2>/dev/null; exec "$MILTER" -f -c "$T/c.conf" -p "inet:$(free_port)@127.0.0.1") >"$T/cd.log" 2>&1 &
+    cp=$!
+    at_exit "kill $cp 2>/dev/null"
+    for _ in $(seq 1 50); do grep -q listening "$T/cd.log" && break; sleep 0.1; done
+    cw=$(pgrep -P "$cp" | head -n 1)
+    tap_is "$(awk '/^Uid:/ {print $3}' "/proc/$cw/status" 2>/dev/null)" "$(id -u nobody)" "UserID in the file: worker runs as nobody"
+    tap_is "$(awk '/^Max core file size/ {print $5}' "/proc/$cw/limits" 2>/dev/null)" "4194304" "AllowCoreDumps yes: the core size limit is left alone"
+    tap_is "$(stat -c %U "/proc/$cw/status" 2>/dev/null)" "nobody" "AllowCoreDumps yes: worker dumpable"
+    kill -TERM "$cp"
+    wait "$cp" 2>/dev/null
+    conf ""
+fi
 tap_done

@@ -117,12 +117,18 @@ EOC
 # milter_start CONF [extra args]: start smime-milter in the foreground on a
 # free inet port; sets MILTER_PORT MILTER_PID MILTER_LOG.  Waits until the
 # socket accepts connections.
+# AS_ROOT: "-u root" when the tests run as root (the daemon refuses to
+# stay root unless told so; the test keys are root's, mode 600)
+AS_ROOT=
+[ "$(id -u)" = 0 ] && AS_ROOT="-u root"
+
 milter_start() {
     local conf=$1
     shift
     MILTER_PORT=$(free_port)
     MILTER_LOG=$T/milter.log
-    "$MILTER" -f -c "$conf" -p "inet:$MILTER_PORT@127.0.0.1" "$@" \
+    # shellcheck disable=SC2086
+    "$MILTER" -f -c "$conf" -p "inet:$MILTER_PORT@127.0.0.1" $AS_ROOT "$@" \
         >>"$MILTER_LOG" 2>&1 &
     MILTER_PID=$!
     at_exit 'milter_stop'

@@ -50,9 +50,12 @@ install -m 600 "$P/bob.p12" "$T/keys/bob.p12"
 conf "KeyStorePassphraseFile wrong.pass"
 "$MILTER" -n -c "$T/c.conf" >"$T/out" 2>&1
 tap_check "-n: wrong PKCS#12 passphrase reported" -- grep -q "bob.p12: wrong passphrase" "$T/out"
+tap_not "the wrong passphrase itself is never printed" -- grep -q "wrong-pass" "$T/out"
 install -m 600 "$P/passphrase" "$T/keys/bob.p12.pass"
 "$MILTER" -n -c "$T/c.conf" >"$T/out" 2>&1
 tap_is "$?" "0" "per-file <file>.pass passphrase overrides the global one"
+"$MILTER" -n -v -c "$T/c.conf" >"$T/out" 2>&1
+tap_not "-v (debug): neither passphrase is printed" -- grep -qF -e "wrong-pass" -e "$(cat "$P/passphrase")" "$T/out"
 chmod 644 "$T/wrong.pass"
 "$MILTER" -n -c "$T/c.conf" >"$T/out" 2>&1
 tap_check "passphrase file readable by others is refused" -- grep -q "wrong.pass: refused: readable by group or others" "$T/out"

@@ -172,37 +172,41 @@ main(int argc, char **argv)
     if (smm_message_new(64 * 1024 * 1024, 0, "/tmp", &m, &err) != SMM_OK ||
         smm_message_read(stdin, m, &err) != SMM_OK)
         die("cannot read the message");
+    memset(&res, 0, sizeof(res));
     chk(mp_open(&conn, sock));
     chk(mp_macros(&conn, SMFIC_CONNECT, cmac.v, cmac.n));
     if ((r = chk(mp_connect_info(&conn, "client.example", ip, 12345))) !=
         SMFIR_CONTINUE)
-        return finish(r, conn.buf);
+        goto refused;
     chk(mp_macros(&conn, SMFIC_MAIL, mmac.v, mmac.n));
     if ((r = chk(mp_mail(&conn, from))) != SMFIR_CONTINUE)
-        return finish(r, conn.buf);
+        goto refused;
     for (i = 0; i < nrcpt; i++)
         if ((r = chk(mp_rcpt(&conn, rcpts[i]))) != SMFIR_CONTINUE)
-            return finish(r, conn.buf);
+            goto refused;
     for (off = 0; off < m->nhdrs; off++)
         if ((r = chk(mp_header(&conn, m->hdrs[off].name,
                                m->hdrs[off].value))) != SMFIR_CONTINUE)
-            return finish(r, conn.buf);
+            goto refused;
     if ((r = chk(mp_eoh(&conn))) != SMFIR_CONTINUE)
-        return finish(r, conn.buf);
+        goto refused;
     for (off = 0; (n = smm_spool_pread(m->body, buf, sizeof(buf), off)) > 0;
          off += (size_t)n)
         if ((r = chk(mp_body(&conn, buf, (size_t)n))) != SMFIR_CONTINUE)
-            return finish(r, conn.buf);
+            goto refused;
     if (pre != NULL && system(pre) != 0)
         fprintf(stderr, "milter-client: -x command failed\n");
     chk(mp_macros(&conn, SMFIC_BODYEOB, emac.v, emac.n));
-    memset(&res, 0, sizeof(res));
     r = chk(mp_eom(&conn, on_mod, &res));
     if (res.body != NULL)
         fprintf(stderr, "body %zu bytes\n", smm_spool_len(res.body));
     rc = finish(r, conn.buf);
     if (rc == 0)
         smm_result_write(&res, m, stdout, &err);
+    goto out;
+refused: /* an answer other than "continue" before the end of message */
+    rc = finish(r, conn.buf);
+out:
     mp_close(&conn);
     smm_result_free(&res);
     smm_message_free(m);

@@ -3,9 +3,11 @@
 #
 #   1. out-of-tree build with -Werror, make check (unit + integration:
 #      real Postfix, real smime-milter, OpenSSL/NSS/gpgsm verifiers)
-#   2. a second build with ASan+UBSan, unit tests under the sanitizers,
-#      and a third with --enable-fuzzing: make fuzz-smoke runs every
-#      libFuzzer target for FUZZ_SECONDS (default 20) seconds
+#   2. a second build with ASan+UBSan and the whole make check again under
+#      the sanitizers (the daemon, the tools and the unit tests are all
+#      instrumented; t-valgrind skips itself there), and a third with
+#      --enable-fuzzing: make fuzz-smoke runs every libFuzzer target for
+#      FUZZ_SECONDS (default 20) seconds
 #   3. make format-check
 #   4. tests/t-deb.sh: the Debian package builds, installs, starts, purges
 #   5. make distcheck (the tarball builds and its unit tests pass)
@@ -58,22 +60,27 @@ else
     grep -q '^# TOTAL: *[1-9]' "$logdir/check.log" || step_fail "make check (no tests ran)" "$logdir/check.log"
 fi
 
-# 2. sanitizers: unit tests under ASan+UBSan
+# 2. sanitizers: the whole make check under ASan+UBSan
 rm -rf build-san && mkdir build-san
-unit=$(make -s -C build print-unit-tests 2>/dev/null)
 (cd build-san && ../configure --enable-werror --enable-sanitizers) >"$logdir/configure-san.log" 2>&1 &&
     make -C build-san -j"$jobs" >"$logdir/build-san.log" 2>&1
 if [ $? -ne 0 ]; then
     step_fail "sanitizer build" "$logdir/build-san.log"
 else
-    echo "run-all: unit tests under ASan+UBSan"
+    echo "run-all: make check under ASan+UBSan"
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-        make -C build-san -j"$jobs" check TESTS="$(echo $unit)" >"$logdir/check-san.log" 2>&1
-    grep -E '^# (TOTAL|PASS|FAIL|ERROR):' "$logdir/check-san.log"
+        make -C build-san -j"$jobs" check >"$logdir/check-san.log" 2>&1
+    grep -E '^(FAIL|ERROR|XPASS):' "$logdir/check-san.log" || true
+    grep -E '^# (TOTAL|PASS|FAIL|ERROR|SKIP):' "$logdir/check-san.log"
     count "$logdir/check-san.log"
     grep -q '^# TOTAL: *[1-9]' "$logdir/check-san.log" || step_fail "sanitizer check (no tests ran)" "$logdir/check-san.log"
     if grep -qE '^# (FAIL|ERROR): *[1-9]' "$logdir/check-san.log"; then
-        cat build-san/tests/unit/*.log | grep -E -A30 'ERROR: AddressSanitizer|runtime error|not ok' | head -60
+        for f in build-san/tests/*.log build-san/tests/unit/*.log; do
+            grep -qE '^(not ok|ERROR|Bail out)' "$f" 2>/dev/null || continue
+            echo "---- $f"
+            grep -E '^(not ok|#|Bail out)' "$f" | head -40
+        done
+        grep -rh -E -A30 'ERROR: (Address|Leak)Sanitizer|runtime error' build-san/tests 2>/dev/null | head -80
     fi
 fi
 

@@ -122,10 +122,18 @@ milter_start() {
     shift
     MILTER_PORT=$(free_port)
     MILTER_LOG=$T/milter.log
+    at_exit 'milter_stop'
+    milter_restart "$conf" "$@"
+}
+
+# milter_restart CONF [extra args]: start smime-milter again on the same
+# MILTER_PORT and log (after a test has killed it), wait as milter_start
+milter_restart() {
+    local conf=$1
+    shift
     "$MILTER" -f -c "$conf" -p "inet:$MILTER_PORT@127.0.0.1" "$@" \
         >>"$MILTER_LOG" 2>&1 &
     MILTER_PID=$!
-    at_exit 'milter_stop'
     for _ in $(seq 1 100); do
         if (exec 3<>"/dev/tcp/127.0.0.1/$MILTER_PORT") 2>/dev/null; then
             return 0

@@ -11,7 +11,12 @@
 # usage: smtp-retry.pl --port PORT --from ADDR --to ADDR[,ADDR...]
 #            --count N --dir DIR [--id PREFIX] [--concurrency C]
 #            [--size BYTES] [--deadline SECONDS] [--retry-ms MS]
-#            [--io-timeout SECONDS] [--pace-ms MS] [--host 127.0.0.1]
+#            [--io-timeout SECONDS] [--pace-ms MS] [--slow-ms MS]
+#            [--host 127.0.0.1]
+#
+# --pace-ms: a pause between two messages of a worker; --slow-ms: a pause
+# between the last RCPT TO and DATA, so that the transaction stays open
+# that long (a milter has seen MAIL and RCPT, not yet the message).
 #
 # Message i (1..N) has the id PREFIX-00000i, carried in Message-ID
 # (<ID@fault.test>), X-Fault-Id and Subject, and a text/plain body:
@@ -40,7 +45,7 @@ use POSIX qw(strftime :sys_wait_h);
 
 my %o = (host => '127.0.0.1', id => 'msg', concurrency => 1, size => 512,
          deadline => 120, 'retry-ms' => 200, 'io-timeout' => 60,
-         'pace-ms' => 0);
+         'pace-ms' => 0, 'slow-ms' => 0);
 while (@ARGV) {
     my $k = shift @ARGV;
     $k =~ s/^--// or usage("bad argument $k");
@@ -51,7 +56,8 @@ while (@ARGV) {
 }
 for (qw(port from to count dir)) { defined $o{$_} or usage("--$_ is required") }
 $o{$_} =~ /^\d+$/ or usage("--$_ must be a number")
-    for qw(port count concurrency size deadline retry-ms io-timeout pace-ms);
+    for qw(port count concurrency size deadline retry-ms io-timeout pace-ms
+           slow-ms);
 -d $o{dir} or usage("$o{dir}: not a directory");
 $o{concurrency} = 1 if $o{concurrency} < 1;
 
@@ -124,6 +130,7 @@ sub attempt {
         for my $r (@rcpts) {
             @f = $step->("RCPT TO:<$r>\r\n", '2', 'rcpt') and return @f;
         }
+        select(undef, undef, undef, $o{'slow-ms'} / 1000) if $o{'slow-ms'};
         @f = $step->("DATA\r\n", '3', 'data') and return @f;
         $stage = 'dot';
         print $s message($id), ".\r\n";

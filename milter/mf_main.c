@@ -277,6 +277,9 @@ worker(const char *conffile, const char *sockopt, const char *useropt)
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
     signal(SIGCHLD, SIG_DFL);
+    /* a temp file that outgrows RLIMIT_FSIZE must fail its write (EFBIG:
+     * that message is tempfailed), not kill every message in flight */
+    signal(SIGXFSZ, SIG_IGN);
     if (mf_state_init(conffile) != 0)
         return 78; /* EX_CONFIG: the supervisor will not retry */
     s = mf_state_get();

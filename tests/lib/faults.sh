@@ -134,7 +134,7 @@ fault_verify() {
 
 fault_worker() {
     [ -n "${MILTER_PID:-}" ] || return 0
-    pgrep -P "$MILTER_PID" | head -n 1
+    pgrep -P "$MILTER_PID" -x smime-milter | head -n 1
 }
 
 fault_wait_worker() {

@@ -79,7 +79,9 @@ sub message {
         "Message-ID: <$id\@fault.test>\r\nX-Fault-Id: $id\r\n" .
         "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n";
     my $filler = 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ';
-    my $lines = int(($o{size} + 79) / 80);
+    # --size counts the body lines, which all have the same length
+    my $len = length(sprintf("%s line %05d %s\r\n", $id, 1, $filler));
+    my $lines = int($o{size} / $len);
     $lines = 1 if $lines < 1;
     my $b = "fault-id: $id\r\n";
     $b .= sprintf("%s line %05d %s\r\n", $id, $_, $filler) for 1 .. $lines;

@@ -89,7 +89,9 @@ done
 tap_is "$kills" 2 "the $WHAT was SIGKILLed twice while mail flowed"
 wait "$sender"
 tap_is "$?" 0 "the sender had every message accepted in the end"
+t1=$(date +%s)
 tap_diag "sender: $(cat "$T/run/summary")"
+tap_diag "4xx by stage: $(cat "$T/run"/log.* | sed -n 's/^temp .* stage=\([a-z]*\) .*/\1/p' | sort | uniq -c | tr -s ' \n' ' ')"
 tap_check "the kills hit the run: some attempts got a 4xx or a dropped connection" -- \
     test "$(($(fault_field "$T/run" tempfails) + $(fault_field "$T/run" neterrs)))" -gt 0
 tap_is "$(fault_count "$T/run" perm)" 0 "no message was rejected (5xx)"
@@ -101,9 +103,11 @@ tap_check "the worker came back: $((kills + 1)) listening lines" -- \
     test "$(grep -c 'listening on' "$MILTER_LOG")" -eq $((kills + 1))
 
 pf_wait_sink "$N" 60
+t2=$(date +%s)
 tap_is "$(pf_queue_count)" 0 "the Postfix queue is empty (everything accepted was delivered)"
 v=$(fault_verify "kill$WHAT" "$N" fault_encrypted_ok ok)
 tap_ok $? "exactly once, all encrypted to bob, complete: $(echo "$v" | tail -n 1)"
 echo "$v" | grep '^#' || true
-tap_diag "$(($(date +%s) - t0)) s for the run and the check"
+tap_diag "$((t1 - t0)) s sending, $((t2 - t1)) s more until all was delivered, $(($(date +%s) - t2)) s checking"
+fault_sanitizer_check
 tap_done

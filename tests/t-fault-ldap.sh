@@ -123,4 +123,5 @@ v=$(fault_verify ldap "$N" fault_encrypted_ok ok)
 tap_ok $? "exactly once, all encrypted, complete: $(echo "$v" | tail -n 1)"
 echo "$v" | grep '^#' || true
 tap_diag "$(($(date +%s) - t0)) s for the run and the check"
+fault_sanitizer_check
 tap_done

@@ -141,4 +141,5 @@ v=$(fault_verify after 20 new_conf new)
 tap_ok $? "after the good reload: exactly once, encrypted, the new configuration: $(echo "$v" | tail -n 1)"
 echo "$v" | grep '^#' || true
 tap_diag "$(($(date +%s) - t0)) s for the run and the check"
+fault_sanitizer_check
 tap_done

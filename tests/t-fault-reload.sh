@@ -183,4 +183,5 @@ nb=$(cat "$T/verify.reload" "$T/verify.slowreload" | grep -c '^B ')
 tap_diag "generation A: $na messages, generation B: $nb messages"
 tap_check "both generations were delivered (A: $na, B: $nb)" -- test "$na" -gt 0 -a "$nb" -gt 0
 tap_diag "$(($(date +%s) - t0)) s for the run and the check"
+fault_sanitizer_check
 tap_done

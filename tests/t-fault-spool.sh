@@ -155,4 +155,5 @@ for f in $(find "/proc/$w/fd" -lname "$T/*smime-milter.*" 2>/dev/null); do
     tap_diag "open: $f -> $(readlink "$f") $(stat -L -c %s "$f") bytes: $(head -c 300 "$f" | tr -c '[:print:]' '.')"
 done
 tap_diag "$(($(date +%s) - t0)) s for the runs and the checks"
+fault_sanitizer_check
 tap_done

@@ -38,6 +38,11 @@
 #                    decrypts with the --rcpt key and holds the complete body
 #                    of the message its outer Message-ID names; else
 #                    "plaintext", "leak", "undecryptable", "incomplete"
+# Sanitizers:
+#   fault_sanitizer_check   a TAP check: the milter's log holds no report
+#                    of AddressSanitizer, LeakSanitizer or UBSan (a build
+#                    with --enable-sanitizers writes them there)
+#
 # Processes:
 #   fault_worker     pid of the running milter worker (the supervisor's
 #                    child), empty if there is none
@@ -149,4 +154,9 @@ fault_wait_worker() {
         [ "$(date +%s)" -ge "$end" ] && return 1
         sleep 0.1
     done
+}
+
+fault_sanitizer_check() {
+    tap_not "no sanitizer report in the milter log" -- \
+        grep -Eq 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$MILTER_LOG"
 }

@@ -274,6 +274,7 @@ worker(const char *conffile, const char *sockopt, const char *useropt)
 
     /* the supervisor's handlers must not run here */
     signal(SIGHUP, SIG_DFL);
+    signal(SIGUSR1, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
     signal(SIGCHLD, SIG_DFL);
@@ -392,6 +393,10 @@ supervise(const char *conffile, const char *sockopt, const char *useropt,
     sigaddset(&block, SIGTERM);
     sigaddset(&block, SIGINT);
     sigaddset(&block, SIGCHLD);
+    /* only the worker takes these; blocked here, the worker is born with
+     * them blocked, so that one sent right after the fork waits */
+    sigaddset(&block, SIGUSR2);
+    sigaddset(&block, MF_SIG_STATS);
     sigprocmask(SIG_BLOCK, &block, &old);
 
     if (foreground && write_pidfile(pidfile) != 0)
@@ -404,6 +409,13 @@ supervise(const char *conffile, const char *sockopt, const char *useropt,
                 return 1;
             }
             if (child == 0) {
+                /* what the supervisor passes on (reload, stats, stop)
+                 * waits, pending, for the worker's control thread: a
+                 * worker just forked must neither die of MF_SIG_STATS
+                 * nor lose a reload to the supervisor's handler */
+                sigaddset(&old, SIGUSR1);
+                sigaddset(&old, SIGUSR2);
+                sigaddset(&old, MF_SIG_STATS);
                 sigprocmask(SIG_SETMASK, &old, NULL);
                 _exit(worker(conffile, sockopt, useropt));
             }

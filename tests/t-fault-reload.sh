@@ -21,6 +21,8 @@
 # generations must show up.  Meanwhile 40 slow transactions (400 ms
 # between RCPT TO and DATA) each span several reloads between MAIL FROM,
 # where the milter takes its snapshot, and the end of the message.
+# Then a SIGHUP and a SIGUSR1 arrive while the supervisor restarts a
+# killed worker: the new worker must take both and live.
 #
 # How the files change: each generation lives in its own directory, its
 # config naming its files by absolute path, and the config file the
@@ -155,7 +157,7 @@ tap_is "$(($(fault_field "$T/run" tempfails) + $(fault_field "$T/slow" tempfails
 tap_check "the milter reloaded at least 20 times while mail flowed" -- \
     test "$(grep -c ': reloaded ' "$MILTER_LOG")" -ge 20
 tap_is "$(grep -c 'reload failed' "$MILTER_LOG")" 0 "no reload failed"
-tap_is "$(grep -c 'worker died' "$MILTER_LOG")" 0 "the worker never died"
+tap_is "$(grep -c 'worker died' "$MILTER_LOG")" 0 "the worker never died during the storm"
 
 pf_wait_sink $((N + NSLOW)) 60
 # classify: wholly A, wholly B, or not
@@ -182,6 +184,43 @@ na=$(cat "$T/verify.reload" "$T/verify.slowreload" | grep -c '^A ')
 nb=$(cat "$T/verify.reload" "$T/verify.slowreload" | grep -c '^B ')
 tap_diag "generation A: $na messages, generation B: $nb messages"
 tap_check "both generations were delivered (A: $na, B: $nb)" -- test "$na" -gt 0 -a "$nb" -gt 0
-tap_diag "$(($(date +%s) - t0)) s for the run and the check"
+
+# ------------------------------------------------------------ signals during a restart
+# The supervisor waits a second before it starts a new worker; a SIGHUP and
+# a SIGUSR1 (statistics) that arrive meanwhile are passed on the moment the
+# new worker is forked.  It must take both (once they killed it: signal 35)
+# and then relay mail with the generation it reloaded.
+w=$(fault_worker)
+died=$(grep -c 'worker died' "$MILTER_LOG")
+reloads=$(grep -c ': reloaded ' "$MILTER_LOG")
+stats=$(grep -c ': stats: ' "$MILTER_LOG")
+kill -KILL "$w"
+for _ in $(seq 1 100); do
+    [ "$(grep -c 'worker died' "$MILTER_LOG")" -gt "$died" ] && break
+    sleep 0.02
+done
+use_gen B
+kill -HUP "$MILTER_PID"
+kill -USR1 "$MILTER_PID"
+fault_wait_worker "$w" 30 || tap_diag "no new worker"
+for _ in $(seq 1 100); do
+    [ "$(grep -c ': reloaded ' "$MILTER_LOG")" -gt "$reloads" ] &&
+        [ "$(grep -c ': stats: ' "$MILTER_LOG")" -gt "$stats" ] && break
+    sleep 0.1
+done
+tap_is "$(grep 'worker died' "$MILTER_LOG" | tail -n +$((died + 1)) | sed 's/.*worker died/worker died/' | tr '\n' ' ')" \
+    "worker died (signal 9); restarting " "signals during a restart: the new worker survives them"
+tap_check "signals during a restart: the new worker reloaded" -- \
+    test "$(grep -c ': reloaded ' "$MILTER_LOG")" -gt "$reloads"
+tap_check "signals during a restart: the new worker logged its statistics" -- \
+    test "$(grep -c ': stats: ' "$MILTER_LOG")" -gt "$stats"
+fault_send "$T/after" --from alice@example.org --to bob@example.net \
+    --count 20 --concurrency 2 --id afterrestart --deadline 60
+tap_is "$?" 0 "signals during a restart: 20 more messages accepted"
+pf_wait_sink $((N + NSLOW + 20)) 60
+v=$(fault_verify afterrestart 20 gen_of B)
+tap_ok $? "signals during a restart: then every message is generation B: $(echo "$v" | tail -n 1)"
+echo "$v" | grep '^#' || true
+tap_diag "$(($(date +%s) - t0)) s for the runs and the checks"
 fault_sanitizer_check
 tap_done

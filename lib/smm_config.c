@@ -402,6 +402,14 @@ find_key(const char *name)
     return NULL;
 }
 
+int
+smm_config_line(const struct smm_config *c, const char *name)
+{
+    const struct keydef *k = find_key(name);
+
+    return c != NULL && c->lines != NULL && k != NULL ? c->lines[k - keys] : 0;
+}
+
 static smm_status
 config_new(const char *path, struct smm_config **out, struct smm_err *err)
 {
@@ -411,7 +419,10 @@ config_new(const char *path, struct smm_config **out, struct smm_err *err)
 
     *out = NULL;
     if ((c = calloc(1, sizeof(*c))) == NULL ||
-        (c->path = strdup(path != NULL ? path : "(defaults)")) == NULL) {
+        (c->path = strdup(path != NULL ? path : "(defaults)")) == NULL ||
+        (c->lines = calloc(NKEYS, sizeof(*c->lines))) == NULL) {
+        if (c != NULL)
+            free(c->path);
         free(c);
         return smm_err_set(err, SMM_ENOMEM, "out of memory");
     }
@@ -440,7 +451,6 @@ smm_config_load(const char *path, struct smm_config **out, struct smm_err *err)
     size_t cap = 0;
     ssize_t n;
     int lineno = 0;
-    int seen[NKEYS] = {0};
     const struct keydef *k;
     const char *why;
     smm_status st;
@@ -487,13 +497,13 @@ smm_config_load(const char *path, struct smm_config **out, struct smm_err *err)
                              lineno, name);
             goto out;
         }
-        if (seen[k - keys] != 0) {
+        if (c->lines[k - keys] != 0) {
             st = smm_err_set(err, SMM_EINVAL,
                              "%s:%d: duplicate key %s (first set on line %d)",
-                             path, lineno, k->name, seen[k - keys]);
+                             path, lineno, k->name, c->lines[k - keys]);
             goto out;
         }
-        seen[k - keys] = lineno;
+        c->lines[k - keys] = lineno;
         if (*val == '\0' && k->type != K_STR && k->type != K_PATH &&
             k->type != K_WORDS && k->type != K_CIDRS) {
             st = smm_err_set(err, SMM_EINVAL, "%s:%d: %s needs a value", path,
@@ -579,6 +589,7 @@ smm_config_free(struct smm_config *c)
             break;
         }
     }
+    free(c->lines);
     free(c->path);
     free(c);
 }

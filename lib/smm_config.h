@@ -10,7 +10,9 @@
  *
  * smm_config_load() returns a new config owned by the caller
  * (smm_config_free()).  A loaded config is never modified, so it may be
- * shared read-only between threads.
+ * shared read-only between threads.  smm_config_line() tells on which line
+ * of the file a key was set (0: not set, the default applies), so that a
+ * problem with a file a key names can be reported where the key is.
  */
 #ifndef SMM_CONFIG_H
 #define SMM_CONFIG_H
@@ -34,6 +36,7 @@ struct smm_cidrlist {
 
 struct smm_config {
     char *path;                          /* the file this came from */
+    int *lines;                          /* each key's line, 0 if unset */
     char *socket;                        /* Socket */
     char *user_id;                       /* UserID ("" = keep) */
     int allow_core_dumps;                /* AllowCoreDumps */
@@ -120,5 +123,6 @@ void smm_config_free(struct smm_config *);
 void smm_strlist_free(struct smm_strlist *);
 int smm_config_key_count(void);
 const char *smm_config_key_name(int);
+int smm_config_line(const struct smm_config *, const char *);
 
 #endif

@@ -59,6 +59,24 @@ smm_err_ossl(struct smm_err *err, smm_status st, const char *fmt, ...)
     return st;
 }
 
+/* Put printf-style context in front of the message; keep the status. */
+void
+smm_err_prefix(struct smm_err *err, const char *fmt, ...)
+{
+    va_list ap;
+    char msg[SMM_ERR_MSGLEN];
+    int n;
+
+    if (err == NULL)
+        return;
+    memcpy(msg, err->msg, sizeof(msg));
+    va_start(ap, fmt);
+    n = vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+    va_end(ap);
+    if (n >= 0 && (size_t)n < sizeof(err->msg))
+        snprintf(err->msg + n, sizeof(err->msg) - (size_t)n, "%s", msg);
+}
+
 void
 smm_ossl_clear(void)
 {

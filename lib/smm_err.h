@@ -8,7 +8,8 @@
  *
  * smm_err_ossl() drains the calling thread's OpenSSL error queue into the
  * message, so that a stale error never leaks into the next message handled
- * on the same thread.  Thread-safe: no shared state.
+ * on the same thread.  smm_err_prefix() puts context in front of a message
+ * already set.  Thread-safe: no shared state.
  */
 #ifndef SMM_ERR_H
 #define SMM_ERR_H
@@ -38,6 +39,8 @@ smm_status smm_err_set(struct smm_err *, smm_status, const char *, ...)
     __attribute__((format(printf, 3, 4)));
 smm_status smm_err_ossl(struct smm_err *, smm_status, const char *, ...)
     __attribute__((format(printf, 3, 4)));
+void smm_err_prefix(struct smm_err *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
 void smm_ossl_clear(void);
 const char *smm_status_str(smm_status);
 int smm_status_is_temp(smm_status);

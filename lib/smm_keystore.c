@@ -520,8 +520,10 @@ smm_keystore_load(const struct smm_config *cfg, const struct smm_trust *trust,
                            cfg->keystore);
     if (cfg->keystore_passfile[0] != '\0' &&
         (st = smm_read_secret_file(cfg->keystore_passfile, &gpass, err)) !=
-            SMM_OK)
+            SMM_OK) {
+        smm_err_prefix(err, "KeyStorePassphraseFile ");
         return st;
+    }
     if ((ks = calloc(1, sizeof(*ks))) == NULL ||
         (pool = sk_X509_new_null()) == NULL) {
         st = smm_err_set(err, SMM_ENOMEM, "out of memory");

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include <gmime/gmime.h>
 
@@ -25,6 +26,33 @@ void
 smm_done(void)
 {
     smm_crypto_done();
+}
+
+/*
+ * A loader failed.  Its message starts with the name of the key whose file
+ * was the trouble (as "TrustAnchors /etc/x.pem: No such file or
+ * directory"); put the place where that key was set in front of it.
+ */
+static smm_status
+blame_key(const struct smm_config *c, smm_status st, struct smm_err *err)
+{
+    int i, line;
+    size_t len;
+    const char *k;
+
+    if (err == NULL || st == SMM_ENOMEM)
+        return st;
+    for (i = 0; i < smm_config_key_count(); i++) {
+        k = smm_config_key_name(i);
+        len = strlen(k);
+        if (strncmp(err->msg, k, len) == 0 &&
+            (err->msg[len] == ' ' || err->msg[len] == ':') &&
+            (line = smm_config_line(c, k)) > 0) {
+            smm_err_prefix(err, "%s:%d: ", c->path, line);
+            break;
+        }
+    }
+    return st;
 }
 
 smm_status
@@ -52,6 +80,8 @@ smm_state_load(const char *conffile, struct smm_state **out,
             SMM_OK ||
         (s->cfg->ldap_uri.n > 0 &&
          (st = smm_ldap_new(s->cfg, &s->ldap, err)) != SMM_OK)) {
+        if (s->cfg != NULL)
+            st = blame_key(s->cfg, st, err);
         smm_state_unref(s);
         return st;
     }
@@ -62,9 +92,10 @@ smm_state_load(const char *conffile, struct smm_state **out,
     if (s->cfg->archive_certs[0] != '\0' &&
         smm_certs_load_file(s->cfg->archive_certs, s->archive, &aerr) !=
             SMM_OK) {
+        st = smm_err_set(err, SMM_EINVAL, "ArchiveCertificates: %s", aerr.msg);
+        st = blame_key(s->cfg, st, err);
         smm_state_unref(s);
-        return smm_err_set(err, SMM_EINVAL, "ArchiveCertificates: %s",
-                           aerr.msg);
+        return st;
     }
     if ((s->cache = smm_cache_new((size_t)s->cfg->cache_size)) == NULL) {
         smm_state_unref(s);

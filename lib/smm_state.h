@@ -11,6 +11,10 @@
  * and the LDAP connection pool, which lock internally; a reload starts
  * with an empty cache.
  *
+ * When a file the configuration names cannot be used, the error starts
+ * with the configuration file and the line of that key
+ * ("/etc/x.conf:4: TrustAnchors /etc/a.pem: No such file or directory").
+ *
  * smm_init() once in main(), before threads: GMime and the OpenSSL
  * providers; smm_done() at exit.  Programs outside lib/ call these rather
  * than GMime or OpenSSL themselves.  ref/unref are thread-safe (atomic).

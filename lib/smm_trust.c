@@ -200,8 +200,8 @@ smm_trust_load(const char *path, const char *crlpath, struct smm_trust **out,
         }
         if (S_ISDIR(sb.st_mode))
             st = load_dir(path, t->certs, diag, err);
-        else
-            st = smm_certs_load_file(path, t->certs, err);
+        else if ((st = smm_certs_load_file(path, t->certs, err)) != SMM_OK)
+            smm_err_prefix(err, "TrustAnchors ");
         if (st != SMM_OK)
             goto out;
         for (i = 0; i < sk_X509_num(t->certs); i++) {

@@ -439,6 +439,7 @@ main(int argc, char **argv)
     if (i >= argc)
         usage();
     (void)signal(SIGPIPE, SIG_IGN); /* libldap may write to a closed socket */
+    (void)signal(SIGXFSZ, SIG_IGN); /* a write past RLIMIT_FSIZE fails */
     smm_log_set(log_stderr, NULL, SMM_LOG_WARNING);
     if (smm_init(&err) != SMM_OK) {
         fprintf(stderr, "%s: %s\n", progname, err.msg);

@@ -309,9 +309,13 @@ worker(const char *conffile, const char *sockopt, const char *useropt)
 
     /* the supervisor's handlers must not run here */
     signal(SIGHUP, SIG_DFL);
+    signal(SIGUSR1, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
     signal(SIGCHLD, SIG_DFL);
+    /* a temp file that outgrows RLIMIT_FSIZE must fail its write (EFBIG:
+     * that message is tempfailed), not kill every message in flight */
+    signal(SIGXFSZ, SIG_IGN);
     if (mf_state_init(conffile) != 0)
         return 78; /* EX_CONFIG: the supervisor will not retry */
     s = mf_state_get();
@@ -424,6 +428,10 @@ supervise(const char *conffile, const char *sockopt, const char *useropt,
     sigaddset(&block, SIGTERM);
     sigaddset(&block, SIGINT);
     sigaddset(&block, SIGCHLD);
+    /* only the worker takes these; blocked here, the worker is born with
+     * them blocked, so that one sent right after the fork waits */
+    sigaddset(&block, SIGUSR2);
+    sigaddset(&block, MF_SIG_STATS);
     sigprocmask(SIG_BLOCK, &block, &old);
 
     if (foreground && write_pidfile(pidfile) != 0)
@@ -436,6 +444,13 @@ supervise(const char *conffile, const char *sockopt, const char *useropt,
                 return 1;
             }
             if (child == 0) {
+                /* what the supervisor passes on (reload, stats, stop)
+                 * waits, pending, for the worker's control thread: a
+                 * worker just forked must neither die of MF_SIG_STATS
+                 * nor lose a reload to the supervisor's handler */
+                sigaddset(&old, SIGUSR1);
+                sigaddset(&old, SIGUSR2);
+                sigaddset(&old, MF_SIG_STATS);
                 sigprocmask(SIG_SETMASK, &old, NULL);
                 _exit(worker(conffile, sockopt, useropt));
             }

@@ -127,11 +127,27 @@ milter_start() {
     shift
     MILTER_PORT=$(free_port)
     MILTER_LOG=$T/milter.log
-    # shellcheck disable=SC2086
-    "$MILTER" -f -c "$conf" -p "inet:$MILTER_PORT@127.0.0.1" $AS_ROOT "$@" \
-        >>"$MILTER_LOG" 2>&1 &
-    MILTER_PID=$!
     at_exit 'milter_stop'
+    milter_restart "$conf" "$@"
+}
+
+# milter_restart CONF [extra args]: start smime-milter again on the same
+# MILTER_PORT and log (after a test has killed it), wait as milter_start.
+# With MILTER_LOG_PIPE=1 the log goes through a pipe (cat), so that a
+# file size limit (RLIMIT_FSIZE) a test puts on the milter leaves it alone.
+milter_restart() {
+    local conf=$1
+    shift
+    if [ -n "${MILTER_LOG_PIPE:-}" ]; then
+        # shellcheck disable=SC2086
+        "$MILTER" -f -c "$conf" -p "inet:$MILTER_PORT@127.0.0.1" $AS_ROOT "$@" \
+            > >(exec cat >>"$MILTER_LOG") 2>&1 &
+    else
+        # shellcheck disable=SC2086
+        "$MILTER" -f -c "$conf" -p "inet:$MILTER_PORT@127.0.0.1" $AS_ROOT "$@" \
+            >>"$MILTER_LOG" 2>&1 &
+    fi
+    MILTER_PID=$!
     for _ in $(seq 1 100); do
         if (exec 3<>"/dev/tcp/127.0.0.1/$MILTER_PORT") 2>/dev/null; then
             return 0

@@ -95,6 +95,11 @@ main(void)
         is_str(c->trust_anchors, "/etc/ssl/x.pem", "absolute path kept");
         is_int(c->log_level, 7, "LogLevel debug");
         is_str(c->user_id, "smime-milter", "UserID");
+        is_int(smm_config_line(c, "KeyStore"), 8, "KeyStore set on line 8");
+        is_int(smm_config_line(c, "trustanchors"), 9,
+               "line of a key, by case-insensitive name");
+        is_int(smm_config_line(c, "PolicyMap"), 0, "a key not set: line 0");
+        is_int(smm_config_line(c, "Bogus"), 0, "an unknown key: line 0");
         smm_config_free(c);
     }
 

@@ -245,8 +245,13 @@ smm_mime_canonical_entity(struct smm_message *m, int max_depth, int max_parts,
     GMimeFormatOptions *fmt = NULL;
     size_t i;
     int have_ct = 0;
-    smm_status st = SMM_OK;
+    smm_status st;
 
+    /* the limits first, before GMime builds the whole tree */
+    if ((st = smm_mime_prescan(smm_message_header(m, "Content-Type", 0),
+                               m->body, max_depth, max_parts, NULL, err)) !=
+        SMM_OK)
+        return st;
     for (i = 0; i < m->nhdrs; i++) {
         if (!smm_mime_is_content_header(m->hdrs[i].name))
             continue;
@@ -325,5 +330,322 @@ out:
     if (hs != NULL)
         g_object_unref(hs);
     smm_buf_free(&hb);
+    return st;
+}
+
+/* ------------------------------------------------------------ prescan */
+
+#define PS_FIELD_MAX 65536 /* longest Content-Type field followed */
+
+struct ps_bound {
+    char *b; /* the boundary */
+    size_t len;
+    int depth;  /* of the multipart */
+    int digest; /* multipart/digest: parts default to message/rfc822 */
+};
+
+struct prescan {
+    int max_depth, max_parts, parts;
+    struct ps_bound *stack; /* open multiparts, innermost last */
+    int n, cap;
+    size_t maxb;   /* longest boundary open */
+    int in_header; /* reading a part's header block */
+    int hdr_depth, hdr_digest;
+    int in_ct, have_ct; /* the current field is (was) Content-Type */
+    struct smm_buf ct;
+    char *line; /* the start of the current line */
+    size_t llen, lcap, keep;
+    int line_long;  /* the line has more bytes than kept */
+    int tail_blank; /* the bytes not kept are blanks */
+    int exceeded, too_long, nomem;
+};
+
+/* One more part at depth; sets exceeded past a limit. */
+static void
+ps_count(struct prescan *ps, int depth)
+{
+    if (depth > ps->max_depth || ++ps->parts > ps->max_parts)
+        ps->exceeded = 1;
+}
+
+static void
+ps_pop(struct prescan *ps, int to)
+{
+    int i;
+
+    while (ps->n > to)
+        free(ps->stack[--ps->n].b);
+    ps->maxb = 0;
+    for (i = 0; i < ps->n; i++)
+        if (ps->stack[i].len > ps->maxb)
+            ps->maxb = ps->stack[i].len;
+}
+
+static void
+ps_header_start(struct prescan *ps, int depth, int digest)
+{
+    ps->in_header = 1;
+    ps->hdr_depth = depth;
+    ps->hdr_digest = digest;
+    ps->in_ct = ps->have_ct = 0;
+    smm_buf_reset(&ps->ct);
+}
+
+/* The body of an entity at depth with Content-Type ctype (NULL: none)
+ * starts: open its boundary, or the message it holds. */
+static void
+ps_entity_body(struct prescan *ps, int depth, const char *ctype, int digest)
+{
+    GMimeContentType *ct = NULL;
+    const char *b;
+    struct ps_bound *ns;
+
+    if (ctype != NULL)
+        ct = g_mime_content_type_parse(NULL, ctype);
+    if (ct == NULL) {
+        /* RFC 2046 5.1.5: in a digest the default is message/rfc822 */
+        if (digest) {
+            ps_count(ps, depth + 1);
+            ps_header_start(ps, depth + 1, 0);
+        }
+        return;
+    }
+    if (ct_is(ct, "multipart", "*")) {
+        b = g_mime_content_type_get_parameter(ct, "boundary");
+        if (b != NULL && *b != '\0') {
+            if (ps->n == ps->cap) {
+                int nc = ps->cap ? ps->cap * 2 : 8;
+                if ((ns = realloc(ps->stack, (size_t)nc * sizeof(*ns))) ==
+                    NULL) {
+                    ps->nomem = 1;
+                    goto out;
+                }
+                ps->stack = ns;
+                ps->cap = nc;
+            }
+            ns = &ps->stack[ps->n];
+            if ((ns->b = strdup(b)) == NULL) {
+                ps->nomem = 1;
+                goto out;
+            }
+            ns->len = strlen(b);
+            ns->depth = depth;
+            ns->digest = ct_is(ct, "multipart", "digest");
+            ps->n++;
+            if (ns->len > ps->maxb)
+                ps->maxb = ns->len;
+        }
+    } else if (ct_is(ct, "message", "rfc822") || ct_is(ct, "message", "news") ||
+               ct_is(ct, "message", "global")) {
+        ps_count(ps, depth + 1);
+        ps_header_start(ps, depth + 1, 0);
+    }
+out:
+    g_object_unref(ct);
+}
+
+static int
+ps_blanks(const char *p, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r')
+            return 0;
+    return 1;
+}
+
+/* Is the line a delimiter (1) or close delimiter (2) of bound? */
+static int
+ps_match(const struct prescan *ps, const char *d, size_t len,
+         const struct ps_bound *bd)
+{
+    const char *rest;
+    size_t rlen;
+
+    if (len < 2 + bd->len || memcmp(d + 2, bd->b, bd->len) != 0 ||
+        (ps->line_long && !ps->tail_blank))
+        return 0;
+    rest = d + 2 + bd->len;
+    rlen = len - 2 - bd->len;
+    if (rlen >= 2 && rest[0] == '-' && rest[1] == '-' &&
+        ps_blanks(rest + 2, rlen - 2))
+        return 2;
+    return ps_blanks(rest, rlen) ? 1 : 0;
+}
+
+/* One complete line (without its LF). */
+static void
+ps_line(struct prescan *ps)
+{
+    const char *d = ps->line, *colon;
+    size_t len = ps->llen, nl;
+    int k, r;
+
+    if (!ps->line_long && len > 0 && d[len - 1] == '\r')
+        len--;
+    if (ps->n > 0 && len >= 2 && d[0] == '-' && d[1] == '-') {
+        for (k = ps->n - 1; k >= 0; k--) {
+            if ((r = ps_match(ps, d, len, &ps->stack[k])) == 0)
+                continue;
+            if (r == 2) { /* the multipart ends: back in its parent */
+                ps_pop(ps, k);
+                ps->in_header = 0;
+            } else { /* a new part of it */
+                int depth = ps->stack[k].depth + 1;
+                int digest = ps->stack[k].digest;
+                ps_pop(ps, k + 1);
+                ps_count(ps, depth);
+                ps_header_start(ps, depth, digest);
+            }
+            return;
+        }
+    }
+    if (!ps->in_header)
+        return;
+    if (len == 0 && !ps->line_long) {
+        ps->in_header = 0;
+        ps_entity_body(ps, ps->hdr_depth, ps->have_ct ? ps->ct.data : NULL,
+                       ps->hdr_digest);
+        return;
+    }
+    if (d[0] == ' ' || d[0] == '\t') { /* folded */
+        if (!ps->in_ct)
+            return;
+        if (ps->line_long || ps->ct.len + len > PS_FIELD_MAX)
+            ps->too_long = 1;
+        else if (smm_buf_append(&ps->ct, d, len) != SMM_OK)
+            ps->nomem = 1;
+        return;
+    }
+    if ((colon = memchr(d, ':', len)) == NULL) {
+        /* not a header field: the body starts here */
+        ps->in_header = 0;
+        ps_entity_body(ps, ps->hdr_depth, ps->have_ct ? ps->ct.data : NULL,
+                       ps->hdr_digest);
+        return;
+    }
+    nl = (size_t)(colon - d);
+    while (nl > 0 && (d[nl - 1] == ' ' || d[nl - 1] == '\t'))
+        nl--;
+    ps->in_ct =
+        !ps->have_ct && nl == 12 && strncasecmp(d, "Content-Type", 12) == 0;
+    if (!ps->in_ct)
+        return;
+    ps->have_ct = 1;
+    if (ps->line_long)
+        ps->too_long = 1;
+    else if (smm_buf_append(&ps->ct, colon + 1, len - nl - 1) != SMM_OK)
+        ps->nomem = 1;
+}
+
+/* Add bytes of the current line: up to keep are kept, then only whether
+ * the rest is blank is remembered. */
+static void
+ps_add(struct prescan *ps, const char *p, size_t n)
+{
+    size_t take = ps->llen < ps->keep ? ps->keep - ps->llen : 0;
+    size_t i;
+
+    if (take > n)
+        take = n;
+    if (take > 0) {
+        if (ps->llen + take > ps->lcap) {
+            size_t nc = ps->keep + 1;
+            char *nb = realloc(ps->line, nc);
+            if (nb == NULL) {
+                ps->nomem = 1;
+                return;
+            }
+            ps->line = nb;
+            ps->lcap = nc;
+        }
+        memcpy(ps->line + ps->llen, p, take);
+        ps->llen += take;
+    }
+    if (take < n) {
+        ps->line_long = 1;
+        for (i = take; ps->tail_blank && i < n; i++)
+            if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r')
+                ps->tail_blank = 0;
+    }
+}
+
+static void
+ps_line_start(struct prescan *ps)
+{
+    ps->llen = 0;
+    ps->line_long = 0;
+    ps->tail_blank = 1;
+    /* a header line is kept whole (up to the field limit); a body line
+     * only as far as a delimiter of the longest boundary could go */
+    ps->keep = ps->in_header ? PS_FIELD_MAX + 2 : ps->maxb + 5;
+}
+
+smm_status
+smm_mime_prescan(const char *ctype, struct smm_spool *body, int max_depth,
+                 int max_parts, int *nparts, struct smm_err *err)
+{
+    struct prescan ps;
+    char buf[65536];
+    size_t off = 0, i, end;
+    ssize_t n = 0;
+    int skip = 0; /* the rest of this line does not matter */
+    smm_status st = SMM_OK;
+
+    memset(&ps, 0, sizeof(ps));
+    ps.max_depth = max_depth;
+    ps.max_parts = max_parts;
+    ps_count(&ps, 0);
+    if (!ps.exceeded)
+        ps_entity_body(&ps, 0, ctype, 0);
+    ps_line_start(&ps);
+    while (!ps.exceeded && !ps.too_long && !ps.nomem &&
+           (ps.n > 0 || ps.in_header) &&
+           (n = smm_spool_pread(body, buf, sizeof(buf), off)) > 0) {
+        off += (size_t)n;
+        for (i = 0; i < (size_t)n && !ps.exceeded && !ps.too_long && !ps.nomem;
+             i = end + 1) {
+            const char *nl = memchr(buf + i, '\n', (size_t)n - i);
+            end = nl != NULL ? (size_t)(nl - buf) : (size_t)n;
+            /* a body line that does not start with "-" is no delimiter */
+            if (!ps.in_header && ps.llen == 0 && !ps.line_long && !skip &&
+                end > i && buf[i] != '-')
+                skip = 1;
+            if (!skip)
+                ps_add(&ps, buf + i, end - i);
+            if (nl == NULL)
+                break;
+            if (!skip)
+                ps_line(&ps);
+            skip = 0;
+            ps_line_start(&ps);
+        }
+    }
+    if (n < 0 && off < smm_spool_len(body))
+        st = smm_err_set(err, SMM_EIO, "reading the message body");
+    else if (!skip && (ps.llen > 0 || ps.line_long) && !ps.exceeded &&
+             !ps.too_long && !ps.nomem)
+        ps_line(&ps); /* the last line, without a line end */
+    if (st != SMM_OK)
+        ;
+    else if (ps.nomem)
+        st = smm_err_set(err, SMM_ENOMEM, "out of memory");
+    else if (ps.exceeded)
+        st = smm_err_set(err, SMM_EPARSE,
+                         "MIME structure beyond MaxMimeDepth %d or "
+                         "MaxMimeParts %d",
+                         max_depth, max_parts);
+    else if (ps.too_long)
+        st = smm_err_set(err, SMM_EPARSE,
+                         "a Content-Type field in the MIME structure is "
+                         "longer than %d bytes",
+                         PS_FIELD_MAX);
+    if (nparts != NULL)
+        *nparts = ps.parts;
+    ps_pop(&ps, 0);
+    free(ps.stack);
+    free(ps.line);
+    smm_buf_free(&ps.ct);
     return st;
 }

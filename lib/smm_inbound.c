@@ -1191,6 +1191,7 @@ static void
 harvest(struct in_ctx *c, struct smm_buf *log)
 {
     struct smm_err e;
+    char esc[320];
     int i;
 
     if (!c->s->cfg->harvest || c->s->cfg->harvest_store[0] == '\0' ||
@@ -1210,9 +1211,11 @@ harvest(struct in_ctx *c, struct smm_buf *log)
         changed = smm_harvest_store(c->s, c->from, x, sg->certs, sg->caps,
                                     c->o->now, &e);
         if (changed < 0)
-            smm_buf_printf(log, " harvest_error=\"%s\"", e.msg);
+            smm_buf_printf(log, " harvest_error=\"%s\"",
+                           smm_log_escape(esc, sizeof(esc), e.msg));
         else if (changed > 0)
-            smm_buf_printf(log, " harvested=%s", c->from);
+            smm_buf_printf(log, " harvested=%s",
+                           smm_log_escape(esc, sizeof(esc), c->from));
         break;
     }
 }

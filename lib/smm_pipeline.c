@@ -184,11 +184,12 @@ static void
 add_fps(struct plan *p, const char *addr, STACK_OF(X509) * certs)
 {
     int i;
-    char *fp;
+    char *fp, esc[320];
 
+    smm_log_escape(esc, sizeof(esc), addr);
     for (i = 0; i < sk_X509_num(certs); i++) {
         fp = smm_x509_fingerprint(sk_X509_value(certs, i));
-        smm_buf_printf(&p->fps, "%s%s:%.8s", p->fps.len ? "," : "", addr,
+        smm_buf_printf(&p->fps, "%s%s:%.8s", p->fps.len ? "," : "", esc,
                        fp != NULL ? fp : "?");
         free(fp);
     }

@@ -1092,10 +1092,10 @@ ar_value(struct in_ctx *c, const char *id, const struct layer *l,
 
 /* ----------------------------------------------------------- the run */
 
-/* Remove forged fields: our A-R, every X-SMIME-Milter (done by caller). */
-static smm_status
-strip_forged_ar(struct smm_result *r, const struct smm_message *m,
-                const char *id)
+/* Remove forged fields: our A-R (every X-SMIME-Milter: done by caller). */
+smm_status
+smm_ar_strip_ours(struct smm_result *r, const struct smm_message *m,
+                  const char *id)
 {
     size_t i;
     int count = 0, *ours, n = 0;
@@ -1240,7 +1240,7 @@ smm_inbound_run(const struct smm_state *s, struct smm_message *m,
     c.m = m;
     c.o = o;
     c.mem = smm_spool_spilled(m->body) ? 0 : s->cfg->max_memory_body;
-    if (strip_forged_ar(r, m, id) != SMM_OK)
+    if (smm_ar_strip_ours(r, m, id) != SMM_OK)
         return smm_err_set(err, SMM_ENOMEM, "out of memory");
     if (m->oversize) {
         r->verdict = "skipped";

@@ -18,7 +18,11 @@
  * streaming pass over the body that follows the boundaries (and
  * message/rfc822 parts) with the top-level Content-Type value given,
  * counting parts and depth the way the GMime tree would, nested signed
- * parts included (GMime parses them too).  Its memory is bounded by
+ * parts included (GMime parses them too).  Where a header block holds
+ * lines that are no field GMime has rules of its own: there the pre-scan
+ * may count more parts, or a level less, than GMime (the limits are
+ * checked on the GMime tree again), but GMime never gets more than
+ * max_parts parts to build.  Its memory is bounded by
  * max_depth and the field length limit, whatever the body; a part's
  * Content-Type field longer than 64 KB is SMM_EPARSE as well.
  * smm_mime_canonical_entity() calls it first, so a message with 20,000

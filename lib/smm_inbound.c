@@ -1092,10 +1092,10 @@ ar_value(struct in_ctx *c, const char *id, const struct layer *l,
 
 /* ----------------------------------------------------------- the run */
 
-/* Remove forged fields: our A-R, every X-SMIME-Milter (done by caller). */
-static smm_status
-strip_forged_ar(struct smm_result *r, const struct smm_message *m,
-                const char *id)
+/* Remove forged fields: our A-R (every X-SMIME-Milter: done by caller). */
+smm_status
+smm_ar_strip_ours(struct smm_result *r, const struct smm_message *m,
+                  const char *id)
 {
     size_t i;
     int count = 0, *ours, n = 0;
@@ -1191,6 +1191,7 @@ static void
 harvest(struct in_ctx *c, struct smm_buf *log)
 {
     struct smm_err e;
+    char esc[320];
     int i;
 
     if (!c->s->cfg->harvest || c->s->cfg->harvest_store[0] == '\0' ||
@@ -1210,9 +1211,11 @@ harvest(struct in_ctx *c, struct smm_buf *log)
         changed = smm_harvest_store(c->s, c->from, x, sg->certs, sg->caps,
                                     c->o->now, &e);
         if (changed < 0)
-            smm_buf_printf(log, " harvest_error=\"%s\"", e.msg);
+            smm_buf_printf(log, " harvest_error=\"%s\"",
+                           smm_log_escape(esc, sizeof(esc), e.msg));
         else if (changed > 0)
-            smm_buf_printf(log, " harvested=%s", c->from);
+            smm_buf_printf(log, " harvested=%s",
+                           smm_log_escape(esc, sizeof(esc), c->from));
         break;
     }
 }
@@ -1237,7 +1240,7 @@ smm_inbound_run(const struct smm_state *s, struct smm_message *m,
     c.m = m;
     c.o = o;
     c.mem = smm_spool_spilled(m->body) ? 0 : s->cfg->max_memory_body;
-    if (strip_forged_ar(r, m, id) != SMM_OK)
+    if (smm_ar_strip_ours(r, m, id) != SMM_OK)
         return smm_err_set(err, SMM_ENOMEM, "out of memory");
     if (m->oversize) {
         r->verdict = "skipped";

@@ -11,6 +11,9 @@
  * adds one Authentication-Results field (RFC 7281) per layer.  The
  * decrypted entity replaces the body and the Content-* fields.
  * Certificates of signatures that pass may be harvested (smm_harvest.h).
+ * smm_ar_strip_ours() adds to a result the deletion of every
+ * Authentication-Results field claiming authserv-id id (the outbound
+ * pipeline uses it too: our stamps come from us only).
  *
  * stamp receives the X-SMIME-Milter text ("decrypted=...; verified=...").
  * Nothing is ever lost: a message that cannot be parsed is delivered as it
@@ -31,6 +34,8 @@ smm_status smm_inbound_run(const struct smm_state *, struct smm_message *,
                            const struct smm_run_opts *, struct smm_result *,
                            char *, size_t, struct smm_err *);
 int smm_ar_is_ours(const char *, const char *);
+smm_status smm_ar_strip_ours(struct smm_result *, const struct smm_message *,
+                             const char *);
 const char *smm_authserv_id(const struct smm_config *, char *, size_t);
 
 #endif

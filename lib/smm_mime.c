@@ -245,8 +245,17 @@ smm_mime_canonical_entity(struct smm_message *m, int max_depth, int max_parts,
     GMimeFormatOptions *fmt = NULL;
     size_t i;
     int have_ct = 0;
-    smm_status st = SMM_OK;
+    const char *ct = NULL;
+    smm_status st;
 
+    /* the limits first, before GMime builds the whole tree (from the
+     * fields below: the last Content-Type counts) */
+    for (i = 0; i < m->nhdrs; i++)
+        if (strcasecmp(m->hdrs[i].name, "Content-Type") == 0)
+            ct = m->hdrs[i].value;
+    if ((st = smm_mime_prescan(ct, m->body, max_depth, max_parts, NULL, err)) !=
+        SMM_OK)
+        return st;
     for (i = 0; i < m->nhdrs; i++) {
         if (!smm_mime_is_content_header(m->hdrs[i].name))
             continue;
@@ -325,5 +334,517 @@ out:
     if (hs != NULL)
         g_object_unref(hs);
     smm_buf_free(&hb);
+    return st;
+}
+
+/* ------------------------------------------------------------ prescan */
+
+/*
+ * Two things are kept while the body goes by, line by line:
+ *
+ * - the part count, as an upper bound of GMime's: every Content-Type
+ *   field met anywhere (header block or not) puts its multipart boundary
+ *   into a set, or counts one part when it is a message/rfc822; every
+ *   delimiter line of a boundary in the set counts one part (two in a
+ *   digest, whose parts are messages).  GMime can only make a part of a
+ *   delimiter of a boundary it took from such a field, so it never counts
+ *   more, whatever it makes of broken header blocks;
+ * - the depth, following the structure: a stack of open multiparts, the
+ *   header block of each part (the last Content-Type field counts, lines
+ *   that are no field are skipped, as GMime does), message/rfc822 parts.
+ *   Exact for well-formed structures; GMime's depth is bounded by its
+ *   count anyway, and smm_mime_canonical_entity checks it again.
+ */
+
+#define PS_FIELD_MAX 65536     /* longest Content-Type field followed */
+#define PS_SET_BYTES (1 << 20) /* boundaries kept, all together */
+
+struct ps_bound {
+    char *b; /* the boundary */
+    size_t len;
+    int depth;  /* of the multipart */
+    int digest; /* multipart/digest: parts default to message/rfc822 */
+};
+
+struct prescan {
+    int max_depth, max_parts, parts;
+    /* the set of boundaries (open addressing, cap a power of 2) */
+    struct ps_bound *set;
+    size_t nset, capset, setbytes;
+    /* the structure: open multiparts, innermost last */
+    struct ps_bound *stack;
+    int n, cap;
+    size_t maxb;   /* longest boundary in the set */
+    int in_header; /* reading a part's header block */
+    int hdr_depth, hdr_digest;
+    int in_ct, have_ct; /* the block's Content-Type field (the last) */
+    struct smm_buf ct;
+    int coll; /* collecting a Content-Type field, anywhere */
+    struct smm_buf cv;
+    char *line; /* the start of the current line */
+    size_t llen, lcap, keep;
+    int line_long;  /* the line has more bytes than kept */
+    int tail_blank; /* the bytes not kept are blanks */
+    int exceeded, too_long, nomem;
+};
+
+static int
+ps_lwsp(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r';
+}
+
+static int
+ps_blanks(const char *p, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (!ps_lwsp(p[i]))
+            return 0;
+    return 1;
+}
+
+static size_t
+ps_hash(const char *b, size_t len)
+{
+    size_t h = 2166136261u, i;
+
+    for (i = 0; i < len; i++)
+        h = (h ^ (unsigned char)b[i]) * 16777619u;
+    return h;
+}
+
+/* The set's slot for boundary b (blanks at the end do not count: GMime
+ * takes them after a delimiter anyway). */
+static struct ps_bound *
+ps_slot(const struct prescan *ps, const char *b, size_t len)
+{
+    size_t i;
+
+    if (ps->capset == 0)
+        return NULL;
+    for (i = ps_hash(b, len) & (ps->capset - 1);;
+         i = (i + 1) & (ps->capset - 1))
+        if (ps->set[i].b == NULL ||
+            (ps->set[i].len == len && memcmp(ps->set[i].b, b, len) == 0))
+            return &ps->set[i];
+}
+
+static void
+ps_set_add(struct prescan *ps, const char *b, int digest)
+{
+    size_t len = strlen(b), i;
+    struct ps_bound *e, *old = ps->set, *ns;
+    size_t oldcap = ps->capset;
+
+    while (len > 0 && ps_lwsp(b[len - 1]))
+        len--;
+    if ((e = ps_slot(ps, b, len)) != NULL && e->b != NULL) {
+        e->digest |= digest;
+        return;
+    }
+    if (ps->nset >= (size_t)ps->max_parts ||
+        ps->setbytes + len > PS_SET_BYTES) {
+        /* more multiparts than parts allowed, or boundaries of megabytes */
+        ps->exceeded = 1;
+        return;
+    }
+    if (2 * (ps->nset + 1) > ps->capset) { /* grow, rehash */
+        size_t nc = ps->capset ? ps->capset * 2 : 16;
+        if ((ns = calloc(nc, sizeof(*ns))) == NULL) {
+            ps->nomem = 1;
+            return;
+        }
+        ps->set = ns;
+        ps->capset = nc;
+        for (i = 0; i < oldcap; i++)
+            if (old[i].b != NULL)
+                *ps_slot(ps, old[i].b, old[i].len) = old[i];
+        free(old);
+    }
+    e = ps_slot(ps, b, len);
+    if ((e->b = malloc(len + 1)) == NULL) {
+        ps->nomem = 1;
+        return;
+    }
+    memcpy(e->b, b, len);
+    e->b[len] = '\0';
+    e->len = len;
+    e->digest = digest;
+    ps->nset++;
+    ps->setbytes += len;
+    if (len > ps->maxb)
+        ps->maxb = len;
+}
+
+/* Parts counted: one more past max_parts is enough. */
+static void
+ps_count(struct prescan *ps, int n)
+{
+    ps->parts += n;
+    if (ps->parts > ps->max_parts)
+        ps->exceeded = 1;
+}
+
+static void
+ps_depth(struct prescan *ps, int depth)
+{
+    if (depth > ps->max_depth)
+        ps->exceeded = 1;
+}
+
+/* A Content-Type field value, wherever met: the bound. */
+static void
+ps_field(struct prescan *ps, const char *value)
+{
+    GMimeContentType *ct = g_mime_content_type_parse(NULL, value);
+    const char *b;
+
+    if (ct == NULL)
+        return;
+    if (ct_is(ct, "multipart", "*")) {
+        if ((b = g_mime_content_type_get_parameter(ct, "boundary")) != NULL)
+            ps_set_add(ps, b, ct_is(ct, "multipart", "digest"));
+    } else if (ct_is(ct, "message", "rfc822") || ct_is(ct, "message", "news") ||
+               ct_is(ct, "message", "global")) {
+        ps_count(ps, 1);
+    }
+    g_object_unref(ct);
+}
+
+static void
+ps_pop(struct prescan *ps, int to)
+{
+    while (ps->n > to)
+        free(ps->stack[--ps->n].b);
+}
+
+static void
+ps_header_start(struct prescan *ps, int depth, int digest)
+{
+    ps->in_header = 1;
+    ps->hdr_depth = depth;
+    ps->hdr_digest = digest;
+    ps->in_ct = ps->have_ct = 0;
+    smm_buf_reset(&ps->ct);
+}
+
+/* The body of an entity at depth with Content-Type ctype (NULL: none)
+ * starts: open its boundary, or the message it holds (the structure). */
+static void
+ps_entity_body(struct prescan *ps, int depth, const char *ctype, int digest)
+{
+    GMimeContentType *ct = NULL;
+    const char *b;
+    struct ps_bound *ns;
+
+    if (ctype != NULL)
+        ct = g_mime_content_type_parse(NULL, ctype);
+    if (ct == NULL) {
+        /* RFC 2046 5.1.5: in a digest the default is message/rfc822 */
+        if (digest) {
+            ps_depth(ps, depth + 1);
+            ps_header_start(ps, depth + 1, 0);
+        }
+        return;
+    }
+    if (ct_is(ct, "multipart", "*")) {
+        b = g_mime_content_type_get_parameter(ct, "boundary");
+        if (b != NULL && *b != '\0') {
+            if (ps->n == ps->cap) {
+                int nc = ps->cap ? ps->cap * 2 : 8;
+                if ((ns = realloc(ps->stack, (size_t)nc * sizeof(*ns))) ==
+                    NULL) {
+                    ps->nomem = 1;
+                    goto out;
+                }
+                ps->stack = ns;
+                ps->cap = nc;
+            }
+            ns = &ps->stack[ps->n];
+            if ((ns->b = strdup(b)) == NULL) {
+                ps->nomem = 1;
+                goto out;
+            }
+            ns->len = strlen(b);
+            ns->depth = depth;
+            ns->digest = ct_is(ct, "multipart", "digest");
+            ps->n++;
+        }
+    } else if (ct_is(ct, "message", "rfc822") || ct_is(ct, "message", "news") ||
+               ct_is(ct, "message", "global")) {
+        ps_depth(ps, depth + 1);
+        ps_header_start(ps, depth + 1, 0);
+    }
+out:
+    g_object_unref(ct);
+}
+
+/* Is the line a delimiter (1) or close delimiter (2) of bound? */
+static int
+ps_match(const struct prescan *ps, const char *d, size_t len,
+         const struct ps_bound *bd)
+{
+    const char *rest;
+    size_t rlen;
+
+    if (len < 2 + bd->len || memcmp(d + 2, bd->b, bd->len) != 0 ||
+        (ps->line_long && !ps->tail_blank))
+        return 0;
+    rest = d + 2 + bd->len;
+    rlen = len - 2 - bd->len;
+    if (rlen >= 2 && rest[0] == '-' && rest[1] == '-' &&
+        ps_blanks(rest + 2, rlen - 2))
+        return 2;
+    return ps_blanks(rest, rlen) ? 1 : 0;
+}
+
+/* "Content-Type" [blanks] ":" at the start of d: the value, or NULL */
+static const char *
+ps_is_ct(const char *d, size_t len)
+{
+    size_t i = 12;
+
+    if (len < 13 || strncasecmp(d, "Content-Type", 12) != 0)
+        return NULL;
+    while (i < len && (d[i] == ' ' || d[i] == '\t'))
+        i++;
+    return i < len && d[i] == ':' ? d + i + 1 : NULL;
+}
+
+/* Collect Content-Type fields anywhere: d is a whole line. */
+static void
+ps_collect(struct prescan *ps, const char *d, size_t len)
+{
+    const char *v;
+
+    if (ps->coll && len > 0 && (d[0] == ' ' || d[0] == '\t')) {
+        if (ps->line_long || ps->cv.len + len > PS_FIELD_MAX)
+            ps->too_long = 1;
+        else if (smm_buf_append(&ps->cv, d, len) != SMM_OK)
+            ps->nomem = 1;
+        return;
+    }
+    if (ps->coll) {
+        ps->coll = 0;
+        ps_field(ps, ps->cv.data != NULL ? ps->cv.data : "");
+    }
+    if ((v = ps_is_ct(d, len)) != NULL) {
+        ps->coll = 1;
+        smm_buf_reset(&ps->cv);
+        if (ps->line_long)
+            ps->too_long = 1;
+        else if (smm_buf_append(&ps->cv, v, len - (size_t)(v - d)) != SMM_OK)
+            ps->nomem = 1;
+    }
+}
+
+/* One complete line (without its LF). */
+static void
+ps_line(struct prescan *ps)
+{
+    const char *d = ps->line, *colon;
+    size_t len = ps->llen, nl, blen;
+    struct ps_bound *e;
+    int k, r;
+
+    if (!ps->line_long && len > 0 && d[len - 1] == '\r')
+        len--;
+    ps_collect(ps, d, len);
+    /* the count: a delimiter of any boundary met */
+    if (len >= 2 && d[0] == '-' && d[1] == '-' &&
+        (!ps->line_long || ps->tail_blank)) {
+        for (blen = len - 2; blen > 0 && ps_lwsp(d[2 + blen - 1]); blen--)
+            ;
+        if ((e = ps_slot(ps, d + 2, blen)) != NULL && e->b != NULL)
+            ps_count(ps, e->digest ? 2 : 1);
+    }
+    /* the structure */
+    if (ps->n > 0 && len >= 2 && d[0] == '-' && d[1] == '-') {
+        for (k = ps->n - 1; k >= 0; k--) {
+            if ((r = ps_match(ps, d, len, &ps->stack[k])) == 0)
+                continue;
+            if (r == 2) { /* the multipart ends: back in its parent */
+                ps_pop(ps, k);
+                ps->in_header = 0;
+            } else { /* a new part of it */
+                int depth = ps->stack[k].depth + 1;
+                int digest = ps->stack[k].digest;
+                ps_pop(ps, k + 1);
+                ps_depth(ps, depth);
+                ps_header_start(ps, depth, digest);
+            }
+            return;
+        }
+    }
+    if (!ps->in_header)
+        return;
+    if (len == 0 && !ps->line_long) {
+        ps->in_header = 0;
+        ps_entity_body(ps, ps->hdr_depth, ps->have_ct ? ps->ct.data : NULL,
+                       ps->hdr_digest);
+        return;
+    }
+    if (d[0] == ' ' || d[0] == '\t') { /* folded */
+        if (!ps->in_ct)
+            return;
+        if (ps->line_long || ps->ct.len + len > PS_FIELD_MAX)
+            ps->too_long = 1;
+        else if (smm_buf_append(&ps->ct, d, len) != SMM_OK)
+            ps->nomem = 1;
+        return;
+    }
+    if ((colon = memchr(d, ':', len)) == NULL) {
+        /* not a header field: GMime skips it, the header goes on */
+        ps->in_ct = 0;
+        return;
+    }
+    nl = (size_t)(colon - d);
+    while (nl > 0 && (d[nl - 1] == ' ' || d[nl - 1] == '\t'))
+        nl--;
+    /* as GMime: the last Content-Type field counts */
+    ps->in_ct = nl == 12 && strncasecmp(d, "Content-Type", 12) == 0;
+    if (!ps->in_ct)
+        return;
+    ps->have_ct = 1;
+    smm_buf_reset(&ps->ct);
+    nl = (size_t)(colon - d) + 1;
+    if (ps->line_long)
+        ps->too_long = 1;
+    else if (smm_buf_append(&ps->ct, colon + 1, len - nl) != SMM_OK)
+        ps->nomem = 1;
+}
+
+/* Add bytes of the current line: up to keep are kept, then only whether
+ * the rest is blank is remembered. */
+static void
+ps_add(struct prescan *ps, const char *p, size_t n)
+{
+    size_t take, i;
+
+    if (ps->llen == 0 && !ps->line_long && n > 0) {
+        /* a header line, a Content-Type field or its continuation is
+         * kept whole (up to the field limit); a delimiter only as far as
+         * the longest boundary could go */
+        int field = ps->in_header || p[0] == 'C' || p[0] == 'c' ||
+                    (ps->coll && (p[0] == ' ' || p[0] == '\t'));
+        ps->keep = field ? PS_FIELD_MAX + 16 : ps->maxb + 5;
+    }
+    take = ps->llen < ps->keep ? ps->keep - ps->llen : 0;
+    if (take > n)
+        take = n;
+    if (take > 0) {
+        if (ps->llen + take > ps->lcap) {
+            size_t nc = ps->keep + 1;
+            char *nb = realloc(ps->line, nc);
+            if (nb == NULL) {
+                ps->nomem = 1;
+                return;
+            }
+            ps->line = nb;
+            ps->lcap = nc;
+        }
+        memcpy(ps->line + ps->llen, p, take);
+        ps->llen += take;
+    }
+    if (take < n) {
+        ps->line_long = 1;
+        for (i = take; ps->tail_blank && i < n; i++)
+            if (!ps_lwsp(p[i]))
+                ps->tail_blank = 0;
+    }
+}
+
+static void
+ps_line_start(struct prescan *ps)
+{
+    ps->llen = 0;
+    ps->line_long = 0;
+    ps->tail_blank = 1;
+}
+
+/* Can this line matter?  (Its first byte; body lines mostly cannot.) */
+static int
+ps_wanted(const struct prescan *ps, char c)
+{
+    return ps->in_header || c == '-' || c == 'C' || c == 'c' ||
+           (ps->coll && (c == ' ' || c == '\t'));
+}
+
+smm_status
+smm_mime_prescan(const char *ctype, struct smm_spool *body, int max_depth,
+                 int max_parts, int *nparts, struct smm_err *err)
+{
+    struct prescan ps;
+    char buf[65536];
+    size_t off = 0, i, end;
+    ssize_t n = 0;
+    int skip = 0; /* the rest of this line does not matter */
+    smm_status st = SMM_OK;
+
+    memset(&ps, 0, sizeof(ps));
+    ps.max_depth = max_depth;
+    ps.max_parts = max_parts;
+    ps_count(&ps, 1);
+    if (ctype != NULL)
+        ps_field(&ps, ctype);
+    ps_entity_body(&ps, 0, ctype, 0);
+    ps_line_start(&ps);
+    /* a leaf at the top: GMime reads no structure in it */
+    while (!ps.exceeded && !ps.too_long && !ps.nomem &&
+           (ps.nset > 0 || ps.n > 0 || ps.in_header) &&
+           (n = smm_spool_pread(body, buf, sizeof(buf), off)) > 0) {
+        off += (size_t)n;
+        for (i = 0; i < (size_t)n && !ps.exceeded && !ps.too_long && !ps.nomem;
+             i = end + 1) {
+            const char *nl = memchr(buf + i, '\n', (size_t)n - i);
+            end = nl != NULL ? (size_t)(nl - buf) : (size_t)n;
+            if (ps.llen == 0 && !ps.line_long && !skip && end > i &&
+                !ps_wanted(&ps, buf[i]))
+                skip = 1;
+            if (!skip)
+                ps_add(&ps, buf + i, end - i);
+            if (nl == NULL)
+                break;
+            if (!skip)
+                ps_line(&ps);
+            else if (ps.coll) /* a line that ends a field being collected */
+                ps_collect(&ps, "", 0);
+            skip = 0;
+            ps_line_start(&ps);
+        }
+    }
+    if (n < 0 && off < smm_spool_len(body))
+        st = smm_err_set(err, SMM_EIO, "reading the message body");
+    else if (!skip && (ps.llen > 0 || ps.line_long) && !ps.exceeded &&
+             !ps.too_long && !ps.nomem)
+        ps_line(&ps); /* the last line, without a line end */
+    if (st == SMM_OK && ps.coll && !ps.exceeded && !ps.too_long && !ps.nomem)
+        ps_collect(&ps, "", 0); /* a field at the very end */
+    if (st != SMM_OK)
+        ;
+    else if (ps.nomem)
+        st = smm_err_set(err, SMM_ENOMEM, "out of memory");
+    else if (ps.exceeded)
+        st = smm_err_set(err, SMM_EPARSE,
+                         "MIME structure beyond MaxMimeDepth %d or "
+                         "MaxMimeParts %d",
+                         max_depth, max_parts);
+    else if (ps.too_long)
+        st = smm_err_set(err, SMM_EPARSE,
+                         "a Content-Type field in the MIME structure is "
+                         "longer than %d bytes",
+                         PS_FIELD_MAX);
+    if (nparts != NULL)
+        *nparts = ps.parts;
+    ps_pop(&ps, 0);
+    free(ps.stack);
+    for (i = 0; i < ps.capset; i++)
+        free(ps.set[i].b);
+    free(ps.set);
+    free(ps.line);
+    smm_buf_free(&ps.ct);
+    smm_buf_free(&ps.cv);
     return st;
 }

@@ -14,6 +14,21 @@
  * A structure nested deeper than max_depth or with more than max_parts
  * parts is SMM_EPARSE.
  *
+ * smm_mime_prescan() enforces those limits before anything is parsed: a
+ * streaming pass over the body that follows the boundaries (and
+ * message/rfc822 parts) with the top-level Content-Type value given,
+ * counting parts and depth the way the GMime tree would, nested signed
+ * parts included (GMime parses them too).  Where a header block holds
+ * lines that are no field GMime has rules of its own: there the pre-scan
+ * may count more parts, or a level less, than GMime (the limits are
+ * checked on the GMime tree again), but GMime never gets more than
+ * max_parts parts to build.  Its memory is bounded by
+ * max_depth and the field length limit, whatever the body; a part's
+ * Content-Type field longer than 64 KB is SMM_EPARSE as well.
+ * smm_mime_canonical_entity() calls it first, so a message with 20,000
+ * parts is refused before GMime builds 20,000 objects.  *nparts (may be
+ * NULL) gets the number of parts counted.
+ *
  * GMime objects are created and released inside each call; nothing is
  * shared between threads.  g_mime_init() must have been called.
  */
@@ -37,6 +52,8 @@ const char *smm_protection_name(enum smm_protection);
 int smm_mime_is_content_header(const char *);
 smm_status smm_mime_canonical_entity(struct smm_message *, int, int,
                                      struct smm_spool *, struct smm_err *);
+smm_status smm_mime_prescan(const char *, struct smm_spool *, int, int, int *,
+                            struct smm_err *);
 void smm_mime_boundary(char *, size_t);
 
 #endif

@@ -184,11 +184,12 @@ static void
 add_fps(struct plan *p, const char *addr, STACK_OF(X509) * certs)
 {
     int i;
-    char *fp;
+    char *fp, esc[320];
 
+    smm_log_escape(esc, sizeof(esc), addr);
     for (i = 0; i < sk_X509_num(certs); i++) {
         fp = smm_x509_fingerprint(sk_X509_value(certs, i));
-        smm_buf_printf(&p->fps, "%s%s:%.8s", p->fps.len ? "," : "", addr,
+        smm_buf_printf(&p->fps, "%s%s:%.8s", p->fps.len ? "," : "", esc,
                        fp != NULL ? fp : "?");
         free(fp);
     }
@@ -631,11 +632,19 @@ smm_pipeline_run(const struct smm_state *s, struct smm_message *m,
     if ((st = smm_result_delete_all(r, m, SMM_STAMP_HEADER)) != SMM_OK)
         return smm_err_set(err, st, "out of memory");
     if (dir == SMM_DIR_OUTBOUND) {
-        /* a Bcc field never leaves (Postfix drops it before milters; other
-         * MTAs and smime-milter-ctl may not) */
-        if ((st = smm_result_delete_all(r, m, "Bcc")) != SMM_OK)
-            return smm_err_set(err, st, "out of memory");
+        char idbuf[256];
         st = run_outbound(s, m, &o, r, err);
+        /* whatever the verdict, when the message goes: a Bcc field never
+         * leaves (Postfix drops it before milters; other MTAs and
+         * smime-milter-ctl may not), and an Authentication-Results field
+         * claiming our authserv-id is a forgery here too */
+        if (st == SMM_OK &&
+            (r->action == SMM_ACT_DELIVER || r->action == SMM_ACT_HOLD) &&
+            ((st = smm_result_delete_all(r, m, "Bcc")) != SMM_OK ||
+             (st = smm_ar_strip_ours(
+                  r, m, smm_authserv_id(s->cfg, idbuf, sizeof(idbuf)))) !=
+                 SMM_OK))
+            return smm_err_set(err, st, "out of memory");
     } else {
         char text[512];
         st = smm_inbound_run(s, m, &o, r, text, sizeof(text), err);

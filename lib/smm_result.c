@@ -12,6 +12,46 @@
 #include "smm_mime.h"
 #include "smm_result.h"
 
+/*
+ * A copy of a header value that cannot start a field of its own, whatever
+ * came in (a Subject with a bare LF, decrypted Content-* fields with a
+ * CR): every line break is followed by white space (folded), lines of
+ * nothing but white space and line breaks at the end go, and a CR that
+ * is not part of CRLF becomes a space.  Folding that is already right
+ * ("\n\t") is kept as it is.
+ */
+static char *
+safe_value(const char *v)
+{
+    char *out = malloc(2 * strlen(v) + 1), *o = out;
+    const char *p, *next;
+    size_t n;
+
+    if (out == NULL)
+        return NULL;
+    for (p = v;; p = next + 1) {
+        next = strchr(p, '\n');
+        n = next != NULL ? (size_t)(next - p) : strlen(p);
+        if (n > 0 && p[n - 1] == '\r')
+            n--;
+        if (p != v && strspn(p, " \t\r") >= n) {
+            /* an empty line would end the header */
+        } else {
+            if (p != v) {
+                *o++ = '\n';
+                if (*p != ' ' && *p != '\t')
+                    *o++ = '\t';
+            }
+            for (; n > 0; n--, p++)
+                *o++ = *p == '\r' ? ' ' : *p;
+        }
+        if (next == NULL)
+            break;
+    }
+    *o = '\0';
+    return out;
+}
+
 smm_status
 smm_result_edit(struct smm_result *r, enum smm_edit_op op, const char *name,
                 int index, const char *value)
@@ -27,7 +67,7 @@ smm_result_edit(struct smm_result *r, enum smm_edit_op op, const char *name,
     e->index = index;
     if ((e->name = strdup(name)) == NULL)
         return SMM_ENOMEM;
-    if (value != NULL && (e->value = strdup(value)) == NULL) {
+    if (value != NULL && (e->value = safe_value(value)) == NULL) {
         free(e->name);
         return SMM_ENOMEM;
     }

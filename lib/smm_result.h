@@ -8,7 +8,10 @@
  * smfi_* calls; smime-milter-ctl applies it to the message with
  * smm_result_write().  Header edit indexes follow libmilter: 1-based among
  * the fields with the same name (case-insensitive), counted in the
- * message as it stands when the edit is applied.  Owned by the caller;
+ * message as it stands when the edit is applied.  An edit's value never
+ * starts a header field of its own: smm_result_edit() folds a line break
+ * that is not followed by white space and drops empty lines and lone CRs
+ * (input can carry them).  Owned by the caller;
  * smm_result_free() releases everything but the struct itself.
  */
 #ifndef SMM_RESULT_H

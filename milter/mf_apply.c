@@ -5,16 +5,45 @@
  * replacement body in chunks (smfi_replacebody), then the verdict.  Any
  * failing smfi_* call turns the verdict into a tempfail, so a half-applied
  * change is never delivered: the MTA throws the transaction away and the
- * client retries.
+ * client retries.  A refusal's reply text goes out with every '%'
+ * doubled (set_reply), as libmilter's MTAs read it as a format.
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "mf.h"
 #include "smm_log.h"
 
 #define MF_BODY_CHUNK 65536
+#define MF_REPLY_MAX 900 /* libmilter refuses reply texts over 980 bytes */
+
+/*
+ * The reply text as libmilter wants it: the MTA takes it as a format (a
+ * lone '%' makes Sendmail drop the text and Postfix drop the '%'), so a
+ * '%' is doubled; it cannot hold CR or LF (the library escaped those).
+ */
+static void
+set_reply(SMFICTX *ctx, const char *rcode, const char *xcode, const char *text)
+{
+    char rc[4], xc[12], buf[MF_REPLY_MAX + 1];
+    size_t o = 0;
+
+    snprintf(rc, sizeof(rc), "%s", rcode);
+    snprintf(xc, sizeof(xc), "%s", xcode);
+    for (; text != NULL && *text != '\0' && o + 2 < sizeof(buf); text++) {
+        if (*text == '%')
+            buf[o++] = '%';
+        buf[o++] = *text == '\r' || *text == '\n' ? ' ' : *text;
+    }
+    buf[o] = '\0';
+    if (smfi_setreply(ctx, rc, xc, buf) != MI_SUCCESS)
+        smm_log(SMM_LOG_WARNING,
+                "smfi_setreply %s %s failed: the MTA "
+                "gives its default reply",
+                rc, xc);
+}
 
 static sfsistat
 tempfail(SMFICTX *ctx, const char *what)
@@ -32,16 +61,12 @@ mf_apply(SMFICTX *ctx, const struct smm_result *r)
     ssize_t n;
     unsigned char buf[MF_BODY_CHUNK];
 
-    char rcode[sizeof(r->rcode)], xcode[sizeof(r->xcode)];
-
-    memcpy(rcode, r->rcode, sizeof(rcode));
-    memcpy(xcode, r->xcode, sizeof(xcode));
     switch (r->action) {
     case SMM_ACT_TEMPFAIL:
-        (void)smfi_setreply(ctx, rcode, xcode, r->reply);
+        set_reply(ctx, r->rcode, r->xcode, r->reply);
         return SMFIS_TEMPFAIL;
     case SMM_ACT_REJECT:
-        (void)smfi_setreply(ctx, rcode, xcode, r->reply);
+        set_reply(ctx, r->rcode, r->xcode, r->reply);
         return SMFIS_REJECT;
     case SMM_ACT_HOLD:
         if (smfi_quarantine(ctx, r->hold_reason != NULL

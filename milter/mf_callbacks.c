@@ -242,7 +242,7 @@ log_summary(const struct conn *c, const struct msg *mg,
 {
     struct timespec t1;
     double ms;
-    char from[256], qid[64];
+    char from[256], qid[64], addr[sizeof(c->addr) * 4];
     const char *act;
 
     clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -251,6 +251,7 @@ log_summary(const struct conn *c, const struct msg *mg,
     smm_log_escape(from, sizeof(from), mg->m->env_from);
     smm_log_escape(qid, sizeof(qid),
                    mg->m->queue_id != NULL ? mg->m->queue_id : "NOQUEUE");
+    smm_log_escape(addr, sizeof(addr), c->addr[0] ? c->addr : "unknown");
     act = rc == SMFIS_TEMPFAIL        ? "tempfail"
           : rc == SMFIS_REJECT        ? "reject"
           : r->action == SMM_ACT_HOLD ? "hold"
@@ -258,10 +259,9 @@ log_summary(const struct conn *c, const struct msg *mg,
     smm_log(SMM_LOG_INFO,
             "%s: %s (%s) client=%s from=<%s> rcpts=%zu%s size=%zu "
             "action=%s result=%s%s ms=%.1f",
-            qid, smm_direction_name(mg->dir), mg->dir_reason,
-            c->addr[0] ? c->addr : "unknown", from, mg->m->nrcpts,
-            mg->deferred > 0 ? " split=deferred-some" : "", mg->m->body_len,
-            act, r->verdict != NULL ? r->verdict : "-",
+            qid, smm_direction_name(mg->dir), mg->dir_reason, addr, from,
+            mg->m->nrcpts, mg->deferred > 0 ? " split=deferred-some" : "",
+            mg->m->body_len, act, r->verdict != NULL ? r->verdict : "-",
             r->log.data != NULL ? r->log.data : "", ms);
     mf_stats_message(smm_direction_name(mg->dir), act, r);
 }
@@ -295,8 +295,12 @@ cb_eom(SMFICTX *ctx)
         rc = SMFIS_TEMPFAIL;
     } else if (smm_pipeline_run(mg->state, mg->m, mg->dir, NULL, &r, &err) !=
                SMM_OK) {
+        char eqid[64], msg[sizeof(err.msg)];
         smm_log(SMM_LOG_ERR, "%s: %s",
-                mg->m->queue_id != NULL ? mg->m->queue_id : "NOQUEUE", err.msg);
+                smm_log_escape(eqid, sizeof(eqid),
+                               mg->m->queue_id != NULL ? mg->m->queue_id
+                                                       : "NOQUEUE"),
+                smm_log_escape(msg, sizeof(msg), err.msg));
         r.verdict = "tempfail";
         (void)smfi_setreply(ctx, "451", "4.3.0",
                             "temporary local problem, try again later");

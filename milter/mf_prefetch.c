@@ -46,6 +46,8 @@ worker(void *arg)
     struct smm_lookup l;
     struct smm_err err;
     size_t me = (size_t)(uintptr_t)arg;
+    char esc[320];
+    smm_status st;
 
     for (;;) {
         pthread_mutex_lock(&pf_lock);
@@ -56,10 +58,12 @@ worker(void *arg)
         pf_len--;
         pf_running[me] = j;
         pthread_mutex_unlock(&pf_lock);
-        if (smm_resolve(j.state, j.addr, time(NULL), 0, &l, &err) != SMM_OK)
-            smm_log(SMM_LOG_DEBUG, "prefetch %s: %s", j.addr, err.msg);
+        st = smm_resolve(j.state, j.addr, time(NULL), 0, &l, &err);
+        smm_log_escape(esc, sizeof(esc), j.addr);
+        if (st != SMM_OK)
+            smm_log(SMM_LOG_DEBUG, "prefetch %s: %s", esc, err.msg);
         else
-            smm_log(SMM_LOG_DEBUG, "prefetch %s: %d usable (%s)", j.addr,
+            smm_log(SMM_LOG_DEBUG, "prefetch %s: %d usable (%s)", esc,
                     smm_lookup_usable(&l),
                     l.source != NULL ? l.source : "none");
         smm_lookup_free(&l);
@@ -139,7 +143,9 @@ mf_prefetch(struct smm_state *s, const char *addr)
     pthread_mutex_lock(&pf_lock);
     if (pf_len == PF_QUEUE) {
         pthread_mutex_unlock(&pf_lock);
-        smm_log(SMM_LOG_DEBUG, "prefetch queue full: %s not prefetched", a);
+        char esc[320];
+        smm_log(SMM_LOG_DEBUG, "prefetch queue full: %s not prefetched",
+                smm_log_escape(esc, sizeof(esc), a));
         free(a);
         return;
     }

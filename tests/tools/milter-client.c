@@ -8,6 +8,9 @@
  *       [-M name=value]... (macros sent with MAIL)
  *       [-E name=value]... (macros sent with EOM)
  *       [-x command] (run with system() just before EOM)
+ *       [-H 'Name: value']... (fields sent after the message's own; C
+ *       escapes \r \n \t \\ \xNN in the value, for what a file cannot
+ *       hold, such as a bare LF; the protocol cannot carry NUL)
  *       -f sender -r rcpt [-r rcpt]... < message > result
  *
  * stderr gets one line "reply=<word> [code text]" and one line per
@@ -54,6 +57,41 @@ struct kv {
     char *v[32];
     int n;
 };
+
+/* Undo C escapes in place (\r \n \t \\ \xNN; \x00 is refused). */
+static void
+unescape(char *s)
+{
+    char *o = s;
+    unsigned v;
+
+    for (; *s != '\0'; s++) {
+        if (*s != '\\' || s[1] == '\0') {
+            *o++ = *s;
+            continue;
+        }
+        switch (*++s) {
+        case 'r':
+            *o++ = '\r';
+            break;
+        case 'n':
+            *o++ = '\n';
+            break;
+        case 't':
+            *o++ = '\t';
+            break;
+        case 'x':
+            if (sscanf(s + 1, "%2x", &v) != 1 || v == 0)
+                die("-H: \\x needs two hex digits, not 00");
+            *o++ = (char)v;
+            s += 2;
+            break;
+        default:
+            *o++ = *s;
+        }
+    }
+    *o = '\0';
+}
 
 static int
 finish(int c, const char *text)
@@ -126,7 +164,7 @@ on_mod(const struct mp_mod *m, void *arg)
 int
 main(int argc, char **argv)
 {
-    struct kv cmac = {0}, mmac = {0}, emac = {0};
+    struct kv cmac = {0}, mmac = {0}, emac = {0}, hdrs = {0};
     const char *sock = NULL, *ip = "127.0.0.1", *from = NULL, *pre = NULL;
     char *rcpts[64], buf[65536];
     int nrcpt = 0, c, i, rc, r;
@@ -136,7 +174,7 @@ main(int argc, char **argv)
     struct smm_err err;
     ssize_t n;
 
-    while ((c = getopt(argc, argv, "s:i:C:M:E:x:f:r:")) != -1) {
+    while ((c = getopt(argc, argv, "s:i:C:M:E:x:f:r:H:")) != -1) {
         switch (c) {
         case 's':
             sock = optarg;
@@ -156,6 +194,12 @@ main(int argc, char **argv)
         case 'x':
             pre = optarg;
             break;
+        case 'H':
+            if (strchr(optarg, ':') == NULL || hdrs.n == 32)
+                die("-H takes 'Name: value'");
+            unescape(optarg);
+            hdrs.v[hdrs.n++] = optarg;
+            break;
         case 'f':
             from = optarg;
             break;
@@ -173,6 +217,14 @@ main(int argc, char **argv)
         smm_message_read(stdin, m, &err) != SMM_OK)
         die("cannot read the message");
     memset(&res, 0, sizeof(res));
+    for (i = 0; i < hdrs.n; i++) {
+        char *colon = strchr(hdrs.v[i], ':'), *v = colon + 1;
+        *colon = '\0';
+        while (*v == ' ' || *v == '\t')
+            v++;
+        if (smm_message_add_header(m, hdrs.v[i], v) != SMM_OK)
+            die("out of memory");
+    }
     chk(mp_open(&conn, sock));
     chk(mp_macros(&conn, SMFIC_CONNECT, cmac.v, cmac.n));
     if ((r = chk(mp_connect_info(&conn, "client.example", ip, 12345))) !=

@@ -278,7 +278,7 @@ mp_connect_info(struct mp_conn *c, const char *host, const char *ip,
 static int
 address(struct mp_conn *c, uint32_t no, uint32_t nr, char cmd, const char *a)
 {
-    char buf[1024];
+    char buf[16384];
     int l = snprintf(buf, sizeof(buf), "<%s>", a);
 
     if (l < 0 || (size_t)l >= sizeof(buf))

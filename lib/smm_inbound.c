@@ -1220,6 +1220,37 @@ harvest(struct in_ctx *c, struct smm_buf *log)
     }
 }
 
+/*
+ * Is the message itself encrypted: application/pkcs7-mime (or a *.p7m)
+ * whose content really is CMS EnvelopedData or AuthEnvelopedData?  The
+ * label alone proves nothing; outbound policy relies on the answer.
+ */
+int
+smm_inbound_is_encrypted(const struct smm_message *m)
+{
+    struct ent top = {0};
+    struct ctinfo ci;
+    struct smm_err err;
+    unsigned char *der = NULL;
+    size_t derlen = 0;
+    enum smm_cms_kind kind = SMM_CMS_OTHER;
+    CMS_ContentInfo *cms;
+
+    top.sp = m->body;
+    top.len = smm_spool_len(m->body);
+    top.ctype = (char *)smm_message_header(m, "Content-Type", 0);
+    top.cte = (char *)smm_message_header(m, "Content-Transfer-Encoding", 0);
+    top.cdisp = (char *)smm_message_header(m, "Content-Disposition", 0);
+    classify(&top, &ci);
+    if (ci.kind != K_PKCS7 || decode_body(&top, &der, &derlen, &err) != SMM_OK)
+        return 0;
+    if ((cms = smm_cms_parse(der, derlen, &kind, &err)) == NULL)
+        kind = SMM_CMS_OTHER;
+    CMS_ContentInfo_free(cms);
+    free(der);
+    return kind == SMM_CMS_ENVELOPED || kind == SMM_CMS_AUTH_ENVELOPED;
+}
+
 smm_status
 smm_inbound_run(const struct smm_state *s, struct smm_message *m,
                 const struct smm_run_opts *o, struct smm_result *r, char *stamp,

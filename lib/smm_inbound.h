@@ -34,6 +34,7 @@ smm_status smm_inbound_run(const struct smm_state *, struct smm_message *,
                            const struct smm_run_opts *, struct smm_result *,
                            char *, size_t, struct smm_err *);
 int smm_ar_is_ours(const char *, const char *);
+int smm_inbound_is_encrypted(const struct smm_message *);
 smm_status smm_ar_strip_ours(struct smm_result *, const struct smm_message *,
                              const char *);
 const char *smm_authserv_id(const struct smm_config *, char *, size_t);

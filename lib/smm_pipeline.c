@@ -380,6 +380,61 @@ out:
     return st;
 }
 
+/* multipart/encrypted (PGP/MIME) or a real S/MIME EnvelopedData */
+static int
+already_encrypted(const struct smm_message *m, enum smm_protection prot)
+{
+    const char *ct = smm_message_header(m, "Content-Type", 0);
+
+    if (prot == SMM_PROT_PGP && ct != NULL) {
+        while (*ct == ' ' || *ct == '\t' || *ct == '\r' || *ct == '\n')
+            ct++;
+        return strncasecmp(ct, "multipart/encrypted", 19) == 0;
+    }
+    return prot == SMM_PROT_SMIME_OPAQUE && smm_inbound_is_encrypted(m);
+}
+
+/*
+ * The message as it is (its Content-* fields, CRLF line ends, and the body
+ * untouched) as a MIME entity: what is encrypted when the client signed
+ * the message itself, so that its signature still verifies inside.
+ */
+static smm_status
+entity_as_is(const struct smm_state *s, const struct smm_message *m, size_t mem,
+             struct smm_spool **outp, struct smm_err *err)
+{
+    struct smm_spool *o;
+    const char *v;
+    smm_status st;
+    size_t i;
+
+    if ((st = smm_spool_new(mem, s->cfg->temp_dir, &o, err)) != SMM_OK)
+        return st;
+    for (i = 0; i < m->nhdrs && st == SMM_OK; i++) {
+        if (strncasecmp(m->hdrs[i].name, "Content-", 8) != 0)
+            continue;
+        if ((st = spool_puts(o, m->hdrs[i].name, err)) != SMM_OK ||
+            (st = spool_puts(o, ": ", err)) != SMM_OK)
+            break;
+        for (v = m->hdrs[i].value; *v != '\0' && st == SMM_OK; v++) {
+            if (*v == '\r')
+                continue;
+            st = *v == '\n' ? spool_puts(o, "\r\n", err)
+                            : smm_spool_write(o, v, 1, err);
+        }
+        if (st == SMM_OK)
+            st = spool_puts(o, "\r\n", err);
+    }
+    if (st == SMM_OK && (st = spool_puts(o, "\r\n", err)) == SMM_OK)
+        st = smm_spool_copy(o, m->body, err);
+    if (st != SMM_OK) {
+        smm_spool_free(o);
+        return st;
+    }
+    *outp = o;
+    return SMM_OK;
+}
+
 static smm_status
 run_outbound(const struct smm_state *s, struct smm_message *m,
              const struct smm_run_opts *o, struct smm_result *r,
@@ -403,7 +458,11 @@ run_outbound(const struct smm_state *s, struct smm_message *m,
         smm_buf_printf(&r->log, " reason=too-large size=%zu", m->body_len);
         return stamp(s, r, "skipped=too-large");
     }
-    if ((prot = smm_mime_protection(m)) != SMM_PROT_NONE) {
+    /* Encrypted already: untouched.  Signed by the client (or only
+     * labelled S/MIME): not signed again, but policy still decides whether
+     * it must be encrypted -- a label never lets plaintext out. */
+    if ((prot = smm_mime_protection(m)) != SMM_PROT_NONE &&
+        already_encrypted(m, prot)) {
         r->verdict = "skipped";
         smm_buf_printf(&r->log, " reason=already-protected protection=%s",
                        smm_protection_name(prot));
@@ -459,6 +518,19 @@ run_outbound(const struct smm_state *s, struct smm_message *m,
         if (!(p.caps & SMM_CAP_KNOWN) || !(p.caps & need))
             cipher = SMM_CIPHER_AES256_CBC;
     }
+    if (prot != SMM_PROT_NONE && p.what != PLAN_ENCRYPT) {
+        r->verdict = "skipped";
+        smm_buf_printf(&r->log,
+                       " reason=already-protected protection=%s "
+                       "encrypted=no (%s)",
+                       smm_protection_name(prot), p.why);
+        st = stamp(s, r, "skipped=already-protected");
+        goto out;
+    }
+    if (prot != SMM_PROT_NONE) {
+        k = NULL; /* the client's own signature stays; no second one */
+        signed_why = "already-signed";
+    }
     if (k == NULL && p.what != PLAN_ENCRYPT) {
         /* nothing to do to the body */
         r->verdict = "unsigned";
@@ -470,10 +542,14 @@ run_outbound(const struct smm_state *s, struct smm_message *m,
         goto out;
     }
 
-    if ((st = smm_spool_new(mem, s->cfg->temp_dir, &canon, &serr)) != SMM_OK ||
-        (st = smm_mime_canonical_entity(m, s->cfg->max_mime_depth,
-                                        s->cfg->max_mime_parts, canon,
-                                        &serr)) != SMM_OK)
+    if (prot != SMM_PROT_NONE) {
+        if ((st = entity_as_is(s, m, mem, &canon, &serr)) != SMM_OK)
+            goto fail;
+    } else if ((st = smm_spool_new(mem, s->cfg->temp_dir, &canon, &serr)) !=
+                   SMM_OK ||
+               (st = smm_mime_canonical_entity(m, s->cfg->max_mime_depth,
+                                               s->cfg->max_mime_parts, canon,
+                                               &serr)) != SMM_OK)
         goto fail;
     if (k != NULL && (st = sign_entity(s, canon, mem, k, enc, o, &signedb,
                                        ctype, sizeof(ctype), &serr)) != SMM_OK)

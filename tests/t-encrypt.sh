@@ -452,4 +452,24 @@ proc forged "$base" alice@example.org "$T/forged.eml" bob@example.net
 tap_is "$(headers_of "$T/forged.out" | grep -ci '^x-smime-milter:')" 1 "forged stamp removed, one stamp"
 tap_is "$(hdr X-SMIME-Milter "$T/forged.out")" "signed=alice@example.org; encrypted=1/1; cipher=aes-256-cbc" "the stamp is ours"
 
+# ------------------------------------------------ signed by the client itself
+# not signed a second time, but encrypted as it is when policy says so:
+# its own signature still verifies inside; real EnvelopedData is left
+# alone; a mandatory recipient without a certificate is still refused
+openssl cms -sign -signer "$P/alice.crt" -inkey "$P/alice.key" -certfile "$P/inter.crt" \
+    -in "$T/msg.eml" -out "$T/clientsigned.body" 2>/dev/null
+{ printf 'From: alice@example.org\nTo: bob@example.net\nSubject: signed by the client\n'; cat "$T/clientsigned.body"; } >"$T/clientsigned.eml"
+proc clientsigned "$base" alice@example.org "$T/clientsigned.eml" bob@example.net
+tap_check "client-signed, bob has a certificate: encrypted" -- is_encrypted "$T/clientsigned.out"
+tap_is "$(hdr X-SMIME-Milter "$T/clientsigned.out")" "signed=no (already-signed); encrypted=1/1; cipher=aes-256-cbc" "client-signed: stamp says not signed again, encrypted"
+tap_check "client-signed: bob decrypts it" -- dec clientsigned bob
+tap_check "client-signed: inside, the client's signature verifies (openssl)" -- \
+    smime_verify_openssl "$T/clientsigned.bob.dec" "$P"
+tap_is "$(grep -c 'application/pkcs7-signature' "$T/clientsigned.bob.dec")" 2 "client-signed: exactly one signature inside (no second one)"
+proc alreadyenc "$base" alice@example.org "$T/clientsigned.out" bob@example.net
+tap_is "$(hdr X-SMIME-Milter "$T/alreadyenc.out")" "skipped=already-protected" "already encrypted (EnvelopedData): skipped"
+mand=$(conf mand EncryptionPolicy mandatory MissingCertAction reject)
+proc clientsigned-nocert "$mand" alice@example.org "$T/clientsigned.eml" carl@elsewhere.example
+tap_is "$rc" 3 "client-signed to a mandatory recipient without a certificate: rejected, never plaintext"
+
 tap_done

@@ -6,7 +6,9 @@
 #   t-fault-kill         the worker is SIGKILLed; the supervisor restarts it
 #   t-fault-kill-daemon  (this script with FAULT_KILL=daemon) supervisor and
 #                        worker are SIGKILLed together; the test starts the
-#                        daemon again on the same socket
+#                        daemon again on the same socket.  Later in the run
+#                        it is also stopped with SIGTERM (it drains) and
+#                        started again, as a package upgrade does.
 #
 # Why a resending sender: with the milter in smtpd, a message whose
 # milter dies (or cannot be reached) gets a 4xx at the SMTP level and
@@ -87,6 +89,21 @@ for at in $((N / 4)) $((N * 3 / 5)); do
     fault_wait_worker "$w" 30 || { tap_diag "no new worker"; break; }
 done
 tap_is "$kills" 2 "the $WHAT was SIGKILLed twice while mail flowed"
+starts=$kills
+if [ "$WHAT" = daemon ]; then
+    # and once the way a package upgrade does it: SIGTERM, start again.
+    # The worker finishes the messages in flight and refuses new ones.
+    if fault_wait "$T/run" ok $((N * 17 / 20)) 120; then
+        tap_diag "SIGTERM to supervisor $MILTER_PID after $(fault_count "$T/run" ok) accepted"
+        milter_stop
+        milter_restart "$T/smime-milter.conf" && starts=$((starts + 1))
+        tap_check "a graceful restart in the run (SIGTERM): the worker drained its messages" -- \
+            grep -q 'stopping: finishing the messages in flight' "$MILTER_LOG"
+        tap_not "  ... and none was left in flight" -- grep -q 'still in flight after' "$MILTER_LOG"
+    else
+        tap_ok 1 "a graceful restart in the run (SIGTERM): the run ended too early"
+    fi
+fi
 wait "$sender"
 tap_is "$?" 0 "the sender had every message accepted in the end"
 t1=$(date +%s)
@@ -99,8 +116,8 @@ if [ "$WHAT" = worker ]; then
     tap_is "$(grep -c 'worker died (signal 9); restarting' "$MILTER_LOG")" 2 \
         "the supervisor restarted the worker after each SIGKILL"
 fi
-tap_check "the worker came back: $((kills + 1)) listening lines" -- \
-    test "$(grep -c 'listening on' "$MILTER_LOG")" -eq $((kills + 1))
+tap_check "the worker came back every time: $((starts + 1)) listening lines" -- \
+    test "$(grep -c 'listening on' "$MILTER_LOG")" -eq $((starts + 1))
 
 pf_wait_sink "$N" 60
 t2=$(date +%s)

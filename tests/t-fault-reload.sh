@@ -1,6 +1,6 @@
 #!/bin/bash
 # t-fault-reload: SIGHUP reload storms under load lose nothing and never
-# mix two states in one message.  A real private Postfix relays 400
+# mix two states in one message.  A real private Postfix relays 300
 # messages, 8 at a time, from alice to bob (tests/tools/smtp-retry.pl),
 # while every 100 ms the test switches the milter between two complete
 # generations of configuration, key store, trust anchors and policy map
@@ -34,7 +34,7 @@
 . "$SRCDIR/tests/lib/postfix.sh"
 . "$SRCDIR/tests/lib/faults.sh"
 
-N=${FAULT_MESSAGES:-400}
+N=${FAULT_MESSAGES:-300}
 NSLOW=40
 C=8
 make_pki "$T/pki" || { echo "Bail out! cannot make the test PKI"; exit 1; }

@@ -34,6 +34,9 @@
 #ifdef HAVE_SYS_PRCTL_H
 #include <sys/prctl.h>
 #endif
+#if defined(HAVE_MALLOC_H) && defined(HAVE_MALLOPT)
+#include <malloc.h>
+#endif
 
 #include "mf.h"
 #include "smm_ldap.h"
@@ -263,6 +266,23 @@ control_thread(void *arg)
     return NULL;
 }
 
+/*
+ * glibc gives memory back to the kernel as soon as more than 128 KiB is
+ * free at the top of a thread's arena, so every message that freed its
+ * result body (a few tens of KiB) paid madvise() and the page faults to
+ * get the memory back for the next one, and on several cores a TLB
+ * shootdown each time.  Keep up to a few MiB per arena; blocks up to the
+ * usual MaxMemoryBody come from the arenas, not from mmap().
+ */
+static void
+tune_malloc(void)
+{
+#if defined(HAVE_MALLOC_H) && defined(HAVE_MALLOPT) && defined(M_TRIM_THRESHOLD)
+    (void)mallopt(M_MMAP_THRESHOLD, 2 << 20);
+    (void)mallopt(M_TRIM_THRESHOLD, 4 << 20);
+#endif
+}
+
 static int
 worker(const char *conffile, const char *sockopt, const char *useropt)
 {
@@ -277,6 +297,7 @@ worker(const char *conffile, const char *sockopt, const char *useropt)
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
     signal(SIGCHLD, SIG_DFL);
+    tune_malloc();
     if (mf_state_init(conffile) != 0)
         return 78; /* EX_CONFIG: the supervisor will not retry */
     s = mf_state_get();

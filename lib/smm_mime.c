@@ -11,6 +11,7 @@
 #include <openssl/rand.h>
 
 #include "smm_buf.h"
+#include "smm_crlf.h"
 #include "smm_mime.h"
 
 int
@@ -295,7 +296,7 @@ smm_mime_canonical_entity(struct smm_message *m, int max_depth, int max_parts,
     /* GMime leaves some raw text (e.g. nested epilogues) as it came:
      * force CRLF everywhere. */
     filtered = g_mime_stream_filter_new(os);
-    dos = g_mime_filter_unix2dos_new(FALSE);
+    dos = smm_crlf_filter_new();
     g_mime_stream_filter_add(GMIME_STREAM_FILTER(filtered), dos);
     if (g_mime_object_write_to_stream(obj, fmt, filtered) < 0 ||
         g_mime_stream_flush(filtered) != 0) {

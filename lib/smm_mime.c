@@ -310,6 +310,37 @@ put_header(struct smm_buf *b, const char *name, const char *value)
     return smm_buf_puts(b, "\r\n");
 }
 
+/*
+ * What g_mime_object_write_to_stream() writes, for an output that ends
+ * every line in CRLF itself: a leaf part whose content keeps its encoding
+ * is written as its header block and its content bytes, without the
+ * newline filter GMime puts on the content (it would do what the output
+ * does, one byte at a time).  Anything else goes to GMime.
+ */
+static ssize_t
+write_entity(GMimeObject *obj, GMimeFormatOptions *fmt, GMimeStream *out)
+{
+    GMimeDataWrapper *w;
+    GMimeStream *content;
+    ssize_t h, nl, c;
+
+    if (!GMIME_IS_PART(obj) || obj->ensure_newline ||
+        (w = g_mime_part_get_content(GMIME_PART(obj))) == NULL ||
+        g_mime_part_get_content_encoding(GMIME_PART(obj)) !=
+            g_mime_data_wrapper_get_encoding(w) ||
+        (content = g_mime_data_wrapper_get_stream(w)) == NULL)
+        return g_mime_object_write_to_stream(obj, fmt, out);
+    if ((h = g_mime_header_list_write_to_stream(
+             g_mime_object_get_header_list(obj), fmt, out)) < 0 ||
+        (nl = g_mime_stream_write_string(
+             out, g_mime_format_options_get_newline(fmt))) < 0)
+        return -1;
+    (void)g_mime_stream_reset(content);
+    c = g_mime_stream_write_to_stream(content, out);
+    (void)g_mime_stream_reset(content);
+    return c < 0 ? -1 : h + nl + c;
+}
+
 smm_status
 smm_mime_canonical_entity(struct smm_message *m, int max_depth, int max_parts,
                           struct smm_spool *out, struct smm_err *err)
@@ -376,7 +407,7 @@ smm_mime_canonical_entity(struct smm_message *m, int max_depth, int max_parts,
     filtered = g_mime_stream_filter_new(os);
     dos = smm_crlf_filter_new();
     g_mime_stream_filter_add(GMIME_STREAM_FILTER(filtered), dos);
-    if (g_mime_object_write_to_stream(obj, fmt, filtered) < 0 ||
+    if (write_entity(obj, fmt, filtered) < 0 ||
         g_mime_stream_flush(filtered) != 0) {
         st = smm_err_set(err, SMM_EIO, "cannot write the canonical entity");
         goto out;

@@ -188,6 +188,25 @@ smm_cache_get(struct smm_cache *c, const char *addr, time_t now,
     return rc;
 }
 
+/* Whether an answer for addr (positive or negative) is there and fresh;
+ * neither the statistics nor the LRU order change. */
+int
+smm_cache_has(struct smm_cache *c, const char *addr, time_t now)
+{
+    char *key = make_key(addr);
+    struct centry *e;
+    int rc;
+
+    if (key == NULL)
+        return 0;
+    pthread_mutex_lock(&c->lock);
+    e = *find_slot(c, key);
+    rc = e != NULL && e->expires > now;
+    pthread_mutex_unlock(&c->lock);
+    free(key);
+    return rc;
+}
+
 /* Remember certs (NULL or empty = "none") for addr until expires. */
 void
 smm_cache_put(struct smm_cache *c, const char *addr, STACK_OF(X509) * certs,

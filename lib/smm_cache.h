@@ -29,6 +29,7 @@ struct smm_cache_stats {
 struct smm_cache *smm_cache_new(size_t);
 int smm_cache_get(struct smm_cache *, const char *, time_t, STACK_OF(X509) **,
                   unsigned *);
+int smm_cache_has(struct smm_cache *, const char *, time_t);
 void smm_cache_put(struct smm_cache *, const char *, STACK_OF(X509) *, unsigned,
                    time_t);
 void smm_cache_forget(struct smm_cache *, const char *);

@@ -210,20 +210,19 @@ cipher_of(int c)
 }
 
 smm_status
-smm_cms_encrypt(STACK_OF(X509) * recips, int cipher, int oaep, BIO *content,
-                unsigned char **der, size_t *derlen, struct smm_err *err)
+smm_cms_encrypt_begin(STACK_OF(X509) * recips, int cipher, int oaep, BIO *sink,
+                      struct smm_cms_enc *e, struct smm_err *err)
 {
-    CMS_ContentInfo *cms = NULL;
     CMS_RecipientInfo *ri;
     EVP_PKEY_CTX *pctx;
     unsigned int flags = CMS_BINARY | CMS_PARTIAL;
     smm_status st = SMM_OK;
-    int i, len;
+    int i;
 
-    *der = NULL;
-    *derlen = 0;
+    memset(e, 0, sizeof(*e));
+    e->sink = sink;
     ERR_clear_error();
-    if ((cms = CMS_encrypt(NULL, NULL, cipher_of(cipher), flags)) == NULL) {
+    if ((e->cms = CMS_encrypt(NULL, NULL, cipher_of(cipher), flags)) == NULL) {
         st = smm_err_ossl(err, SMM_ECRYPTO, "CMS_encrypt");
         goto out;
     }
@@ -231,7 +230,8 @@ smm_cms_encrypt(STACK_OF(X509) * recips, int cipher, int oaep, BIO *content,
         X509 *x = sk_X509_value(recips, i);
         EVP_PKEY *pk = X509_get0_pubkey(x);
         int rsa = pk != NULL && EVP_PKEY_get_base_id(pk) == EVP_PKEY_RSA;
-        ri = CMS_add1_recipient_cert(cms, x, rsa && oaep ? CMS_KEY_PARAM : 0);
+        ri =
+            CMS_add1_recipient_cert(e->cms, x, rsa && oaep ? CMS_KEY_PARAM : 0);
         if (ri == NULL) {
             st = smm_err_ossl(err, SMM_ECRYPTO, "recipient %d", i);
             goto out;
@@ -248,20 +248,170 @@ smm_cms_encrypt(STACK_OF(X509) * recips, int cipher, int oaep, BIO *content,
             }
         }
     }
-    if (!CMS_final(cms, content, NULL, flags)) {
-        st = smm_err_ossl(err, SMM_ECRYPTO, "CMS_final (encrypt)");
+    /* the ciphertext goes to the sink, not into the structure: it is put
+     * back between head and tail by smm_cms_encrypt_end() */
+    if (!CMS_set_detached(e->cms, 1) ||
+        (e->in = CMS_dataInit(e->cms, sink)) == NULL) {
+        st = smm_err_ossl(err, SMM_ECRYPTO, "CMS_dataInit (encrypt)");
         goto out;
     }
-    if ((len = i2d_CMS_ContentInfo(cms, der)) <= 0) {
-        st = smm_err_ossl(err, SMM_ECRYPTO, "i2d_CMS_ContentInfo");
-        goto out;
-    }
-    *derlen = (size_t)len;
 out:
-    CMS_ContentInfo_free(cms);
+    if (st != SMM_OK)
+        smm_cms_encrypt_free(e);
     return st;
 }
 
+/* Free a CMS BIO chain down to (not including) stop. */
+static void
+free_upto(BIO *b, BIO *stop)
+{
+    BIO *next;
+
+    while (b != NULL && b != stop) {
+        next = BIO_pop(b);
+        BIO_free(b);
+        b = next;
+    }
+}
+
+/* The DER header of a TLV: tag (class cls, constructed or not), length. */
+static size_t
+put_hdr(unsigned char *p, int constructed, size_t len, int tag, int cls)
+{
+    unsigned char *q = p;
+
+    ASN1_put_object(&q, constructed, (int)len, tag, cls);
+    return (size_t)(q - p);
+}
+
+/* A definite-length TLV at *p (within end): its header and content bounds. */
+static int
+get_tlv(const unsigned char **p, const unsigned char *end, long *len, int *tag,
+        int *cls)
+{
+    int r = ASN1_get_object(p, len, tag, cls, end - *p);
+
+    return (r & 0x80) || (r & 0x01) || *len > end - *p ? -1 : r;
+}
+
+/*
+ * d is the DER of the ContentInfo without its encryptedContent.  Build head
+ * and tail so that head || ctlen bytes of ciphertext || tail is the DER
+ * with the content in: every enclosing length grows by the size of the
+ * [0] IMPLICIT OCTET STRING inserted at the end of EncryptedContentInfo.
+ */
+static smm_status
+splice(const unsigned char *d, size_t dlen, size_t ctlen, unsigned char **head,
+       size_t *headlen, unsigned char **tail, size_t *taillen,
+       struct smm_err *err)
+{
+    const unsigned char *end = d + dlen, *p = d, *q, *oid, *c3;
+    const unsigned char *eci = NULL, *eci_c = NULL, *eci_end = NULL;
+    long l, l1, l2, l3, l4 = 0;
+    int tag, cls, con;
+    size_t oidlen, n1, n2, n3, n4, off = 0;
+    unsigned char *h;
+
+    *head = *tail = NULL;
+    if (ctlen > INT_MAX / 2 || dlen > INT_MAX / 2)
+        return smm_err_set(err, SMM_EINVAL, "message too large to encrypt");
+    /* ContentInfo ::= SEQUENCE { contentType OID, [0] EXPLICIT content } */
+    if (get_tlv(&p, end, &l1, &tag, &cls) < 0 || tag != V_ASN1_SEQUENCE ||
+        p + l1 != end)
+        goto bad;
+    oid = p;
+    if (get_tlv(&p, end, &l, &tag, &cls) < 0 || tag != V_ASN1_OBJECT)
+        goto bad;
+    p += l;
+    oidlen = (size_t)(p - oid);
+    if (get_tlv(&p, end, &l2, &tag, &cls) < 0 ||
+        cls != V_ASN1_CONTEXT_SPECIFIC || tag != 0 || p + l2 != end)
+        goto bad;
+    /* (Auth)EnvelopedData ::= SEQUENCE { version, [0] originatorInfo
+     * OPTIONAL, SET recipientInfos, SEQUENCE encryptedContentInfo, ... } */
+    if (get_tlv(&p, end, &l3, &tag, &cls) < 0 || tag != V_ASN1_SEQUENCE ||
+        p + l3 != end)
+        goto bad;
+    c3 = p;
+    while (p < end && eci == NULL) {
+        q = p;
+        if ((con = get_tlv(&q, end, &l, &tag, &cls)) < 0)
+            goto bad;
+        if (cls == V_ASN1_UNIVERSAL && tag == V_ASN1_SEQUENCE &&
+            (con & V_ASN1_CONSTRUCTED)) {
+            eci = p;
+            eci_c = q;
+            l4 = l;
+            eci_end = q + l;
+        }
+        p = q + l;
+    }
+    if (eci == NULL)
+        goto bad;
+    /* the new content lengths, innermost first */
+    n4 = (size_t)l4 + (size_t)ASN1_object_size(0, (int)ctlen, 0);
+    n3 = (size_t)l3 - (size_t)(eci_end - eci) +
+         (size_t)ASN1_object_size(1, (int)n4, V_ASN1_SEQUENCE);
+    n2 = (size_t)ASN1_object_size(1, (int)n3, V_ASN1_SEQUENCE);
+    n1 = oidlen + (size_t)ASN1_object_size(1, (int)n2, 0);
+    /* five headers of at most 6 bytes (lengths below 2^31) */
+    if ((h = OPENSSL_malloc(oidlen + (size_t)(eci - c3) + (size_t)l4 + 30)) ==
+        NULL)
+        return smm_err_set(err, SMM_ENOMEM, "out of memory");
+    off += put_hdr(h + off, 1, n1, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
+    memcpy(h + off, oid, oidlen);
+    off += oidlen;
+    off += put_hdr(h + off, 1, n2, 0, V_ASN1_CONTEXT_SPECIFIC);
+    off += put_hdr(h + off, 1, n3, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
+    memcpy(h + off, c3, (size_t)(eci - c3));
+    off += (size_t)(eci - c3);
+    off += put_hdr(h + off, 1, n4, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
+    memcpy(h + off, eci_c, (size_t)l4);
+    off += (size_t)l4;
+    /* encryptedContent [0] IMPLICIT OCTET STRING, primitive as DER wants */
+    off += put_hdr(h + off, 0, ctlen, 0, V_ASN1_CONTEXT_SPECIFIC);
+    *taillen = (size_t)(end - eci_end);
+    if ((*tail = OPENSSL_malloc(*taillen + 1)) == NULL) {
+        OPENSSL_free(h);
+        return smm_err_set(err, SMM_ENOMEM, "out of memory");
+    }
+    memcpy(*tail, eci_end, *taillen);
+    *head = h;
+    *headlen = off;
+    return SMM_OK;
+bad:
+    return smm_err_set(err, SMM_ECRYPTO, "unexpected EnvelopedData encoding");
+}
+
+smm_status
+smm_cms_encrypt_end(struct smm_cms_enc *e, unsigned char **head,
+                    size_t *headlen, unsigned char **tail, size_t *taillen,
+                    struct smm_err *err)
+{
+    unsigned char *der = NULL;
+    int len;
+    smm_status st;
+
+    *head = *tail = NULL;
+    *headlen = *taillen = 0;
+    if (BIO_flush(e->in) != 1 || !CMS_dataFinal(e->cms, e->in))
+        return smm_err_ossl(err, SMM_ECRYPTO, "CMS_dataFinal (encrypt)");
+    if ((len = i2d_CMS_ContentInfo(e->cms, &der)) <= 0)
+        return smm_err_ossl(err, SMM_ECRYPTO, "i2d_CMS_ContentInfo");
+    st = splice(der, (size_t)len, (size_t)BIO_number_written(e->sink), head,
+                headlen, tail, taillen, err);
+    OPENSSL_free(der);
+    return st;
+}
+
+void
+smm_cms_encrypt_free(struct smm_cms_enc *e)
+{
+    free_upto(e->in, e->sink);
+    CMS_ContentInfo_free(e->cms);
+    e->in = NULL;
+    e->cms = NULL;
+}
 /* ------------------------------------------------------------------ */
 /* inbound: parse, decrypt, verify                                     */
 
@@ -717,19 +867,6 @@ check_signer(CMS_SignerInfo *si, BIO *cmsbio, STACK_OF(X509) * certs,
     sig_set(s, SMM_SIG_PASS, "good");
     s->enc_cert = enc_key_pref(si, certs);
     s->caps = signer_caps(si);
-}
-
-/* Free a CMS BIO chain down to (not including) stop. */
-static void
-free_upto(BIO *b, BIO *stop)
-{
-    BIO *next;
-
-    while (b != NULL && b != stop) {
-        next = BIO_pop(b);
-        BIO_free(b);
-        b = next;
-    }
 }
 
 smm_status

@@ -10,10 +10,18 @@
  * included too, so the recipient can harvest it).  Returns DER in a
  * buffer the caller frees with OPENSSL_free().
  *
- * smm_cms_encrypt() makes EnvelopedData (CBC ciphers) or RFC 5083
+ * smm_cms_encrypt_begin() starts EnvelopedData (CBC ciphers) or RFC 5083
  * AuthEnvelopedData (GCM) for every certificate in the stack: RSA key
  * transport (PKCS#1 v1.5, or OAEP with SHA-256 when asked), ECDH key
- * agreement for EC certificates.  The content is taken as is (binary).
+ * agreement for EC certificates.  The content, taken as is (binary), is
+ * then written to e->in, and its ciphertext goes straight on to the
+ * caller's sink BIO, so that a large message is never held in memory.
+ * smm_cms_encrypt_end() finishes it and returns the DER that goes before
+ * the ciphertext (ContentInfo down to the encryptedContent header) and
+ * after it (the GCM tag): head || ciphertext || tail is byte for byte the
+ * DER of the whole ContentInfo (definite lengths), with buffers the caller
+ * frees with OPENSSL_free().  smm_cms_encrypt_free() releases e (not the
+ * sink), whatever happened.
  *
  * Inbound: smm_cms_parse() reads DER and says what it is;
  * smm_cms_decrypt() finds a key of the store for one of the RecipientInfos
@@ -45,8 +53,16 @@
 
 smm_status smm_cms_sign(const struct smm_key *, const struct smm_key *, BIO *,
                         time_t, unsigned char **, size_t *, struct smm_err *);
-smm_status smm_cms_encrypt(STACK_OF(X509) *, int, int, BIO *, unsigned char **,
-                           size_t *, struct smm_err *);
+struct smm_cms_enc {
+    CMS_ContentInfo *cms;
+    BIO *in;   /* write the content here */
+    BIO *sink; /* the caller's: receives the ciphertext */
+};
+smm_status smm_cms_encrypt_begin(STACK_OF(X509) *, int, int, BIO *,
+                                 struct smm_cms_enc *, struct smm_err *);
+smm_status smm_cms_encrypt_end(struct smm_cms_enc *, unsigned char **, size_t *,
+                               unsigned char **, size_t *, struct smm_err *);
+void smm_cms_encrypt_free(struct smm_cms_enc *);
 
 /* inbound */
 enum smm_cms_kind {

@@ -3,6 +3,7 @@
  */
 #include "config.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -11,6 +12,7 @@
 #include <openssl/rand.h>
 
 #include "smm_buf.h"
+#include "smm_crlf.h"
 #include "smm_mime.h"
 
 int
@@ -156,6 +158,82 @@ struct canon_limits {
 
 static void canon_object(GMimeObject *, int, struct canon_limits *);
 
+/* Whether any byte of p[0..n) is NUL or 8-bit, eight bytes at a time: a
+ * byte b has (b - 1) | b >= 0x80 exactly when b is 0 or b >= 0x80. */
+static int
+has_nul_or_8bit(const unsigned char *p, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ULL, high = ones << 7;
+    uint64_t w, bad = 0;
+    size_t i = 0;
+
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, p + i, 8);
+        bad |= ((w - ones) | w) & high;
+    }
+    for (; i < n; i++)
+        bad |= (uint64_t)(p[i] >= 0x80 || p[i] == 0);
+    return bad != 0;
+}
+
+/*
+ * Whether GMime's best-encoding filter would find nothing to encode in the
+ * part's content (no NUL, no 8-bit byte, no line over 998 bytes, no line
+ * starting with "From "), so that it can be asked only about the rest.
+ * The common plain-text part is decided here at memchr speed; any doubt
+ * returns 0 and GMime decides, so the result is always GMime's.
+ */
+static int
+clean_7bit(GMimePart *part)
+{
+    GMimeDataWrapper *w = g_mime_part_get_content(part);
+    GMimeStream *s = w != NULL ? g_mime_data_wrapper_get_stream(w) : NULL;
+    unsigned char buf[16384 + 8];
+    const unsigned char *p, *end, *nl, *stop;
+    size_t carry = 0, linelen = 0;
+    ssize_t n;
+    int atstart = 1, clean = 0;
+
+    if (s == NULL || g_mime_stream_reset(s) != 0)
+        return 0;
+    for (;;) {
+        n = g_mime_stream_read(s, (char *)buf + carry, sizeof(buf) - 8 - carry);
+        if (n < 0 && !g_mime_stream_eos(s))
+            goto out;
+        if (n < 0) /* (a concatenated stream says -1 at its end) */
+            n = 0;
+        p = buf;
+        end = buf + carry + (size_t)n;
+        while (p < end) {
+            if (atstart) {
+                if (end - p < 5 && n > 0)
+                    break; /* "From " may go on in the next block */
+                if (end - p >= 5 && memcmp(p, "From ", 5) == 0)
+                    goto out;
+                atstart = 0;
+            }
+            nl = memchr(p, '\n', (size_t)(end - p));
+            stop = nl != NULL ? nl : end;
+            if (has_nul_or_8bit(p, (size_t)(stop - p)) ||
+                (linelen += (size_t)(stop - p)) > 998)
+                goto out;
+            if (nl != NULL) {
+                linelen = 0;
+                atstart = 1;
+            }
+            p = nl != NULL ? nl + 1 : end;
+        }
+        carry = (size_t)(end - p);
+        memmove(buf, p, carry);
+        if (n == 0)
+            break;
+    }
+    clean = 1;
+out:
+    (void)g_mime_stream_reset(s);
+    return clean;
+}
+
 static void
 canon_part(GMimePart *part)
 {
@@ -172,8 +250,9 @@ canon_part(GMimePart *part)
     }
     if (g_mime_part_get_content(part) == NULL)
         return;
-    best = g_mime_part_get_best_content_encoding(
-        part, GMIME_ENCODING_CONSTRAINT_7BIT);
+    best = clean_7bit(part) ? GMIME_CONTENT_ENCODING_DEFAULT
+                            : g_mime_part_get_best_content_encoding(
+                                  part, GMIME_ENCODING_CONSTRAINT_7BIT);
     if (best != GMIME_CONTENT_ENCODING_7BIT)
         g_mime_part_set_content_encoding(part, best);
     else if (enc == GMIME_CONTENT_ENCODING_8BIT ||
@@ -229,6 +308,37 @@ put_header(struct smm_buf *b, const char *name, const char *value)
         }
     }
     return smm_buf_puts(b, "\r\n");
+}
+
+/*
+ * What g_mime_object_write_to_stream() writes, for an output that ends
+ * every line in CRLF itself: a leaf part whose content keeps its encoding
+ * is written as its header block and its content bytes, without the
+ * newline filter GMime puts on the content (it would do what the output
+ * does, one byte at a time).  Anything else goes to GMime.
+ */
+static ssize_t
+write_entity(GMimeObject *obj, GMimeFormatOptions *fmt, GMimeStream *out)
+{
+    GMimeDataWrapper *w;
+    GMimeStream *content;
+    ssize_t h, nl, c;
+
+    if (!GMIME_IS_PART(obj) || obj->ensure_newline ||
+        (w = g_mime_part_get_content(GMIME_PART(obj))) == NULL ||
+        g_mime_part_get_content_encoding(GMIME_PART(obj)) !=
+            g_mime_data_wrapper_get_encoding(w) ||
+        (content = g_mime_data_wrapper_get_stream(w)) == NULL)
+        return g_mime_object_write_to_stream(obj, fmt, out);
+    if ((h = g_mime_header_list_write_to_stream(
+             g_mime_object_get_header_list(obj), fmt, out)) < 0 ||
+        (nl = g_mime_stream_write_string(
+             out, g_mime_format_options_get_newline(fmt))) < 0)
+        return -1;
+    (void)g_mime_stream_reset(content);
+    c = g_mime_stream_write_to_stream(content, out);
+    (void)g_mime_stream_reset(content);
+    return c < 0 ? -1 : h + nl + c;
 }
 
 smm_status
@@ -304,9 +414,9 @@ smm_mime_canonical_entity(struct smm_message *m, int max_depth, int max_parts,
     /* GMime leaves some raw text (e.g. nested epilogues) as it came:
      * force CRLF everywhere. */
     filtered = g_mime_stream_filter_new(os);
-    dos = g_mime_filter_unix2dos_new(FALSE);
+    dos = smm_crlf_filter_new();
     g_mime_stream_filter_add(GMIME_STREAM_FILTER(filtered), dos);
-    if (g_mime_object_write_to_stream(obj, fmt, filtered) < 0 ||
+    if (write_entity(obj, fmt, filtered) < 0 ||
         g_mime_stream_flush(filtered) != 0) {
         st = smm_err_set(err, SMM_EIO, "cannot write the canonical entity");
         goto out;

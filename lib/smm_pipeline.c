@@ -3,6 +3,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,25 +71,91 @@ stamp(const struct smm_state *s, struct smm_result *r, const char *fmt, ...)
     return smm_result_edit(r, SMM_EDIT_ADD, SMM_STAMP_HEADER, 0, buf);
 }
 
-/* Base64 with CRLF every 76 characters. */
+/*
+ * Base64 with CRLF every 76 characters, written as the bytes come (any
+ * number of b64_write calls, then b64_end) into a spool.
+ */
+struct b64 {
+    struct smm_spool *o;
+    unsigned char in[57]; /* an incomplete line of input */
+    size_t inlen;
+    unsigned char out[79 * 208]; /* whole lines waiting to be written */
+    size_t outlen;
+};
+
+static smm_status
+b64_line(struct b64 *b, const unsigned char *p, size_t n, struct smm_err *err)
+{
+    smm_status st;
+    int k;
+
+    if (b->outlen + 80 > sizeof(b->out)) {
+        if ((st = smm_spool_write(b->o, b->out, b->outlen, err)) != SMM_OK)
+            return st;
+        b->outlen = 0;
+    }
+    k = EVP_EncodeBlock(b->out + b->outlen, p, (int)n);
+    b->outlen += (size_t)k;
+    b->out[b->outlen++] = '\r';
+    b->out[b->outlen++] = '\n';
+    return SMM_OK;
+}
+
+static smm_status
+b64_write(struct b64 *b, const void *data, size_t len, struct smm_err *err)
+{
+    const unsigned char *p = data;
+    size_t take;
+    smm_status st;
+
+    if (b->inlen > 0) {
+        take = sizeof(b->in) - b->inlen < len ? sizeof(b->in) - b->inlen : len;
+        memcpy(b->in + b->inlen, p, take);
+        b->inlen += take;
+        p += take;
+        len -= take;
+        if (b->inlen < sizeof(b->in))
+            return SMM_OK;
+        if ((st = b64_line(b, b->in, b->inlen, err)) != SMM_OK)
+            return st;
+        b->inlen = 0;
+    }
+    for (; len >= sizeof(b->in); p += sizeof(b->in), len -= sizeof(b->in))
+        if ((st = b64_line(b, p, sizeof(b->in), err)) != SMM_OK)
+            return st;
+    memcpy(b->in, p, len);
+    b->inlen = len;
+    return SMM_OK;
+}
+
+static smm_status
+b64_end(struct b64 *b, struct smm_err *err)
+{
+    smm_status st;
+
+    if (b->inlen > 0 && (st = b64_line(b, b->in, b->inlen, err)) != SMM_OK)
+        return st;
+    b->inlen = 0;
+    st = smm_spool_write(b->o, b->out, b->outlen, err);
+    b->outlen = 0;
+    return st;
+}
+
 static smm_status
 put_base64(struct smm_spool *o, const unsigned char *der, size_t len,
            struct smm_err *err)
 {
-    unsigned char line[80];
-    size_t off;
-    int n;
+    struct b64 *b;
     smm_status st;
 
-    for (off = 0; off < len; off += 57) {
-        size_t chunk = len - off < 57 ? len - off : 57;
-        n = EVP_EncodeBlock(line, der + off, (int)chunk);
-        line[n++] = '\r';
-        line[n++] = '\n';
-        if ((st = smm_spool_write(o, line, (size_t)n, err)) != SMM_OK)
-            return st;
-    }
-    return SMM_OK;
+    if ((b = malloc(sizeof(*b))) == NULL)
+        return smm_err_set(err, SMM_ENOMEM, "out of memory");
+    b->o = o;
+    b->inlen = b->outlen = 0;
+    if ((st = b64_write(b, der, len, err)) == SMM_OK)
+        st = b64_end(b, err);
+    free(b);
+    return st;
 }
 
 static smm_status
@@ -325,58 +392,115 @@ refuse_missing(const struct smm_state *s, struct smm_result *r,
     }
 }
 
-/* Base64 of a DER blob into a new spool. */
-static smm_status
-base64_spool(const struct smm_state *s, size_t mem, const unsigned char *der,
-             size_t len, struct smm_spool **out, struct smm_err *err)
+/* (the cipher BIO has no puts) */
+static int
+bio_puts(BIO *b, const char *str)
 {
+    int n = (int)strlen(str);
+
+    return BIO_write(b, str, n) == n ? 0 : -1;
+}
+
+/* Write all of a spool to a BIO. */
+static smm_status
+spool_to_bio(struct smm_spool *sp, BIO *b, struct smm_err *err)
+{
+    char buf[16384];
+    size_t off = 0;
+    ssize_t n;
+
+    while ((n = smm_spool_pread(sp, buf, sizeof(buf), off)) > 0) {
+        if (BIO_write(b, buf, (int)n) != (int)n)
+            return smm_err_ossl(err, SMM_ECRYPTO, "encrypting");
+        off += (size_t)n;
+    }
+    if (n < 0)
+        return smm_err_set(err, SMM_EIO, "read temp file: %s", strerror(errno));
+    return SMM_OK;
+}
+
+/* Base64 of head || all of a spool || tail, appended to o. */
+static smm_status
+put_base64_parts(struct smm_spool *o, const unsigned char *head, size_t headlen,
+                 struct smm_spool *mid, const unsigned char *tail,
+                 size_t taillen, struct smm_err *err)
+{
+    struct b64 *b;
+    unsigned char buf[16384];
+    size_t off = 0;
+    ssize_t n = 0;
     smm_status st;
 
-    if ((st = smm_spool_new(mem, s->cfg->temp_dir, out, err)) != SMM_OK)
-        return st;
-    if ((st = put_base64(*out, der, len, err)) != SMM_OK) {
-        smm_spool_free(*out);
-        *out = NULL;
+    if ((b = malloc(sizeof(*b))) == NULL)
+        return smm_err_set(err, SMM_ENOMEM, "out of memory");
+    b->o = o;
+    b->inlen = b->outlen = 0;
+    st = b64_write(b, head, headlen, err);
+    while (st == SMM_OK &&
+           (n = smm_spool_pread(mid, buf, sizeof(buf), off)) > 0) {
+        st = b64_write(b, buf, (size_t)n, err);
+        off += (size_t)n;
     }
+    if (st == SMM_OK && n < 0)
+        st = smm_err_set(err, SMM_EIO, "read temp file: %s", strerror(errno));
+    if (st == SMM_OK && (st = b64_write(b, tail, taillen, err)) == SMM_OK)
+        st = b64_end(b, err);
+    free(b);
     return st;
 }
 
-/* Encrypt entity (a MIME entity: its header lines, if any, are in the
- * spool or given by ctype) into an application/pkcs7-mime body. */
+/*
+ * Encrypt entity (a MIME entity: its header lines, if any, are in the
+ * spool or given by ctype) into an application/pkcs7-mime body.  The
+ * content streams through the cipher into a spool of ciphertext, which is
+ * then base64-encoded between the DER before and after it: memory stays
+ * within the spools' limits whatever the size of the message.
+ */
 static smm_status
 encrypt_entity(const struct smm_state *s, size_t mem, int cipher,
                const char *ctype, struct smm_spool *entity,
                STACK_OF(X509) * recips, struct smm_spool **outp,
                struct smm_err *err)
 {
-    struct smm_spool *whole = NULL;
-    BIO *bio = NULL;
-    unsigned char *der = NULL;
-    size_t derlen = 0;
+    struct smm_spool *ctext = NULL, *out = NULL;
+    struct smm_cms_enc e = {0};
+    BIO *sink = NULL;
+    unsigned char *head = NULL, *tail = NULL;
+    size_t headlen = 0, taillen = 0;
     smm_status st;
 
-    if (ctype != NULL) {
-        if ((st = smm_spool_new(mem, s->cfg->temp_dir, &whole, err)) !=
-                SMM_OK ||
-            (st = spool_puts(whole, "Content-Type: ", err)) != SMM_OK ||
-            (st = spool_puts(whole, ctype, err)) != SMM_OK ||
-            (st = spool_puts(whole, "\r\n\r\n", err)) != SMM_OK ||
-            (st = smm_spool_copy(whole, entity, err)) != SMM_OK)
-            goto out;
-        entity = whole;
-    }
-    if ((bio = smm_spool_bio(entity, err)) == NULL) {
+    if ((st = smm_spool_new(mem, s->cfg->temp_dir, &ctext, err)) != SMM_OK)
+        goto out;
+    if ((sink = smm_spool_wbio(ctext, err)) == NULL) {
         st = err->status;
         goto out;
     }
-    if ((st = smm_cms_encrypt(recips, cipher, s->cfg->rsa_oaep, bio, &der,
-                              &derlen, err)) != SMM_OK)
+    if ((st = smm_cms_encrypt_begin(recips, cipher, s->cfg->rsa_oaep, sink, &e,
+                                    err)) != SMM_OK)
         goto out;
-    st = base64_spool(s, mem, der, derlen, outp, err);
+    if (ctype != NULL &&
+        (bio_puts(e.in, "Content-Type: ") != 0 || bio_puts(e.in, ctype) != 0 ||
+         bio_puts(e.in, "\r\n\r\n") != 0)) {
+        st = smm_err_ossl(err, SMM_ECRYPTO, "encrypting");
+        goto out;
+    }
+    if ((st = spool_to_bio(entity, e.in, err)) != SMM_OK ||
+        (st = smm_cms_encrypt_end(&e, &head, &headlen, &tail, &taillen, err)) !=
+            SMM_OK)
+        goto out;
+    if ((st = smm_spool_new(mem, s->cfg->temp_dir, &out, err)) != SMM_OK ||
+        (st = put_base64_parts(out, head, headlen, ctext, tail, taillen,
+                               err)) != SMM_OK)
+        goto out;
+    *outp = out;
+    out = NULL;
 out:
-    BIO_free(bio);
-    OPENSSL_free(der);
-    smm_spool_free(whole);
+    smm_cms_encrypt_free(&e);
+    BIO_free(sink);
+    OPENSSL_free(head);
+    OPENSSL_free(tail);
+    smm_spool_free(ctext);
+    smm_spool_free(out);
     return st;
 }
 

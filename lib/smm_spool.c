@@ -5,11 +5,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
 
 #include "smm_spool.h"
 
@@ -220,6 +223,74 @@ smm_spool_bio(struct smm_spool *sp, struct smm_err *err)
         close(fd);
         smm_err_ossl(err, SMM_ENOMEM, "BIO_new_fd");
     }
+    return b;
+}
+
+/*
+ * A write-only BIO appending to the spool (the sink of a streaming
+ * encryption).  A failed write leaves the system error in the thread's
+ * OpenSSL error queue, as OpenSSL's own file BIOs do.
+ */
+static int
+wbio_write(BIO *b, const char *p, int n)
+{
+    struct smm_err e;
+
+    if (n <= 0)
+        return 0;
+    if (smm_spool_write(BIO_get_data(b), p, (size_t)n, &e) != SMM_OK) {
+        ERR_raise_data(ERR_LIB_SYS, errno != 0 ? errno : EIO, "%s", e.msg);
+        return -1;
+    }
+    return n;
+}
+
+static long
+wbio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)b;
+    (void)num;
+    (void)ptr;
+    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static int
+wbio_create(BIO *b)
+{
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+static BIO_METHOD *wbio_method;
+static pthread_once_t wbio_once = PTHREAD_ONCE_INIT;
+
+static void
+wbio_method_init(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
+                                 "smm_spool writer");
+
+    if (m != NULL && (!BIO_meth_set_write(m, wbio_write) ||
+                      !BIO_meth_set_ctrl(m, wbio_ctrl) ||
+                      !BIO_meth_set_create(m, wbio_create))) {
+        BIO_meth_free(m);
+        m = NULL;
+    }
+    wbio_method = m;
+}
+
+/* A BIO that appends what is written to it.  The caller frees it. */
+BIO *
+smm_spool_wbio(struct smm_spool *sp, struct smm_err *err)
+{
+    BIO *b;
+
+    (void)pthread_once(&wbio_once, wbio_method_init);
+    if (wbio_method == NULL || (b = BIO_new(wbio_method)) == NULL) {
+        smm_err_ossl(err, SMM_ENOMEM, "BIO_new");
+        return NULL;
+    }
+    BIO_set_data(b, sp);
     return b;
 }
 

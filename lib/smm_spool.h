@@ -11,7 +11,9 @@
  * smm_spool_gmime_stream() and smm_spool_bio() return new reading (or, for
  * the GMime stream, writing) objects owned by the caller; they share the
  * spool's storage, so use one at a time and do not free the spool before
- * them.  A spool is owned by one thread at a time.
+ * them.  smm_spool_wbio() returns a write-only BIO that appends to the
+ * spool (the caller frees it, before the spool).  A spool is owned by one
+ * thread at a time.
  */
 #ifndef SMM_SPOOL_H
 #define SMM_SPOOL_H
@@ -35,6 +37,7 @@ int smm_spool_spilled(const struct smm_spool *);
 ssize_t smm_spool_pread(struct smm_spool *, void *, size_t, size_t);
 GMimeStream *smm_spool_gmime_stream(struct smm_spool *, struct smm_err *);
 BIO *smm_spool_bio(struct smm_spool *, struct smm_err *);
+BIO *smm_spool_wbio(struct smm_spool *, struct smm_err *);
 smm_status smm_spool_copy(struct smm_spool *, struct smm_spool *,
                           struct smm_err *);
 void smm_spool_free(struct smm_spool *);

@@ -43,6 +43,8 @@ struct conn {
     char addr[INET6_ADDRSTRLEN + 8];
     char *daemon;
     struct msg *msg;
+    unsigned long pflags; /* protocol flags agreed at negotiation */
+    int connected;        /* counted by mf_conn_enter() */
 };
 
 static void
@@ -63,6 +65,14 @@ get_conn(SMFICTX *ctx)
     return (struct conn *)smfi_getpriv(ctx);
 }
 
+/* The answer to a step the MTA need not wait for (SMFIP_NR_*), when it
+ * was agreed for this connection. */
+static sfsistat
+no_reply(const struct conn *c, unsigned long bit)
+{
+    return c != NULL && (c->pflags & bit) != 0 ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+}
+
 static char *
 macro_dup(SMFICTX *ctx, const char *name)
 {
@@ -71,6 +81,14 @@ macro_dup(SMFICTX *ctx, const char *name)
     return v != NULL ? strdup(v) : NULL;
 }
 
+/*
+ * Actions we need, steps we skip, and steps the MTA need not wait for: a
+ * header field or body chunk is only stored (a failure to store it
+ * tempfails the message at its end), so answering each one would only
+ * cost a round trip.  libmilter emulates the no-reply steps for an MTA
+ * that does not know them.  The connection state is created here so that
+ * it can remember what was agreed.
+ */
 static sfsistat
 cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
              unsigned long f3, unsigned long *pf0, unsigned long *pf1,
@@ -78,7 +96,9 @@ cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
 {
     unsigned long want_act =
         SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_CHGBODY | SMFIF_QUARANTINE;
-    unsigned long skip = SMFIP_NOHELO | SMFIP_NOUNKNOWN | SMFIP_NODATA;
+    unsigned long skip = SMFIP_NOHELO | SMFIP_NOUNKNOWN | SMFIP_NODATA |
+                         SMFIP_NOEOH | SMFIP_NR_HDR | SMFIP_NR_BODY;
+    struct conn *c;
 
     (void)f2;
     (void)f3;
@@ -88,10 +108,19 @@ cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
                              "quarantine)");
         return SMFIS_REJECT;
     }
+    if ((c = get_conn(ctx)) == NULL && (c = calloc(1, sizeof(*c))) != NULL &&
+        smfi_setpriv(ctx, c) != MI_SUCCESS) {
+        free(c);
+        c = NULL;
+    }
+    if (c == NULL) /* no state to remember it: answer every step */
+        skip &= ~(SMFIP_NR_HDR | SMFIP_NR_BODY);
     *pf0 = want_act;
     *pf1 = f1 & skip;
     *pf2 = 0;
     *pf3 = 0;
+    if (c != NULL)
+        c->pflags = *pf1;
     (void)smfi_setsymlist(ctx, SMFIM_CONNECT, "{daemon_name} {client_addr}");
     (void)smfi_setsymlist(ctx, SMFIM_ENVFROM, "{auth_authen} i");
     (void)smfi_setsymlist(ctx, SMFIM_EOM, "i");
@@ -101,14 +130,24 @@ cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
 static sfsistat
 cb_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *sa)
 {
-    struct conn *c;
+    struct conn *c = get_conn(ctx);
     const char *a;
 
     (void)host;
-    if (mf_draining())
-        return SMFIS_TEMPFAIL; /* shutting down: the MTA retries */
-    if ((c = calloc(1, sizeof(*c))) == NULL)
+    if (mf_draining()) {
+        /* shutting down: the MTA retries */
+        free(c);
+        (void)smfi_setpriv(ctx, NULL);
         return SMFIS_TEMPFAIL;
+    }
+    if (c == NULL) {
+        if ((c = calloc(1, sizeof(*c))) == NULL)
+            return SMFIS_TEMPFAIL;
+        if (smfi_setpriv(ctx, c) != MI_SUCCESS) {
+            free(c);
+            return SMFIS_TEMPFAIL;
+        }
+    }
     if (sa != NULL && sa->sa_family == AF_INET)
         inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, c->addr,
                   sizeof(c->addr));
@@ -117,12 +156,9 @@ cb_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *sa)
                   sizeof(c->addr));
     else if ((a = smfi_getsymval(ctx, "{client_addr}")) != NULL)
         snprintf(c->addr, sizeof(c->addr), "%s", a);
+    free(c->daemon);
     c->daemon = macro_dup(ctx, "{daemon_name}");
-    if (smfi_setpriv(ctx, c) != MI_SUCCESS) {
-        free(c->daemon);
-        free(c);
-        return SMFIS_TEMPFAIL;
-    }
+    c->connected = 1;
     mf_conn_enter();
     mf_stats_connection();
     return SMFIS_CONTINUE;
@@ -206,16 +242,27 @@ cb_envrcpt(SMFICTX *ctx, char **argv)
     return SMFIS_CONTINUE;
 }
 
+/* Storing failed: keep reading, the verdict at the end is tempfail. */
+static void
+msg_failed(struct msg *mg, const char *why)
+{
+    if (!mg->failed)
+        snprintf(mg->fail_msg, sizeof(mg->fail_msg), "%s", why);
+    mg->failed = 1;
+}
+
 static sfsistat
 cb_header(SMFICTX *ctx, char *name, char *value)
 {
     struct conn *c = get_conn(ctx);
 
     if (c == NULL || c->msg == NULL)
-        return SMFIS_TEMPFAIL;
-    if (smm_message_add_header(c->msg->m, name, value) != SMM_OK)
-        return SMFIS_TEMPFAIL;
-    return SMFIS_CONTINUE;
+        return c != NULL && (c->pflags & SMFIP_NR_HDR) ? SMFIS_NOREPLY
+                                                       : SMFIS_TEMPFAIL;
+    if (!c->msg->failed &&
+        smm_message_add_header(c->msg->m, name, value) != SMM_OK)
+        msg_failed(c->msg, "out of memory");
+    return no_reply(c, SMFIP_NR_HDR);
 }
 
 static sfsistat
@@ -225,15 +272,12 @@ cb_body(SMFICTX *ctx, unsigned char *p, size_t n)
     struct smm_err err;
 
     if (c == NULL || c->msg == NULL)
-        return SMFIS_TEMPFAIL;
-    if (c->msg->failed)
-        return SMFIS_CONTINUE;
-    if (smm_message_add_body(c->msg->m, p, n, &err) != SMM_OK) {
-        /* keep reading; the verdict at the end is tempfail */
-        c->msg->failed = 1;
-        snprintf(c->msg->fail_msg, sizeof(c->msg->fail_msg), "%s", err.msg);
-    }
-    return SMFIS_CONTINUE;
+        return c != NULL && (c->pflags & SMFIP_NR_BODY) ? SMFIS_NOREPLY
+                                                        : SMFIS_TEMPFAIL;
+    if (!c->msg->failed &&
+        smm_message_add_body(c->msg->m, p, n, &err) != SMM_OK)
+        msg_failed(c->msg, err.msg);
+    return no_reply(c, SMFIP_NR_BODY);
 }
 
 static void
@@ -336,9 +380,10 @@ cb_close(SMFICTX *ctx)
         return SMFIS_CONTINUE;
     msg_free(c->msg);
     free(c->daemon);
+    if (c->connected)
+        mf_conn_leave();
     free(c);
     (void)smfi_setpriv(ctx, NULL);
-    mf_conn_leave();
     return SMFIS_CONTINUE;
 }
 

@@ -10,7 +10,9 @@
  * address is simply not prefetched (the pipeline looks it up itself).
  * mf_prefetch_wait() lets the end of message wait for lookups of its
  * recipients still queued or running, so a slow directory is asked once,
- * not twice.
+ * not twice.  An address whose answer is already in the cache is not
+ * queued: handing it to a thread that finds it there costs more than the
+ * lookup itself.
  */
 #include "config.h"
 
@@ -22,6 +24,7 @@
 
 #include "mf.h"
 #include "smm_log.h"
+#include "smm_cache.h"
 #include "smm_resolver.h"
 
 #define PF_QUEUE 1024
@@ -137,8 +140,14 @@ mf_prefetch(struct smm_state *s, const char *addr)
 {
     char *a;
 
-    if (s == NULL || addr == NULL || *addr == '\0' ||
-        (a = strdup(addr)) == NULL)
+    if (s == NULL || addr == NULL || *addr == '\0')
+        return;
+    if (s->cache != NULL && smm_cache_has(s->cache, addr, time(NULL))) {
+        smm_log(SMM_LOG_DEBUG, "prefetch %s: answer already in the cache",
+                addr);
+        return;
+    }
+    if ((a = strdup(addr)) == NULL)
         return;
     pthread_mutex_lock(&pf_lock);
     if (pf_len == PF_QUEUE) {

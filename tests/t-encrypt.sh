@@ -87,6 +87,13 @@ kek_is() { cms_print "$1" | grep -A1 'keyEncryptionAlgorithm:' | grep -q "algori
 # cea_is PRINTFILE ALG: the content encryption algorithm is ALG
 cea_is() { grep -A1 'contentEncryptionAlgorithm:' "$1" | grep -q "algorithm: $2 "; }
 n_ri() { cms_print "$1" | grep -cE '^ *d\.(ktri|kari):'; }
+# is_der MSG: the CMS body is DER (OpenSSL re-encodes it byte for byte),
+# although it is written in a stream
+is_der() {
+    sed -e 's/\r$//' -e '1,/^$/d' "$1" | base64 -d >"$1.der" &&
+        openssl cms -cmsout -inform DER -in "$1.der" -outform DER \
+            -out "$1.der2" && cmp "$1.der" "$1.der2"
+}
 is_encrypted() { # is_encrypted FILE: the top level is application/pkcs7-mime
     case $(ctype "$1") in
     application/pkcs7-mime*) return 0 ;;
@@ -238,6 +245,7 @@ for c in aes-128-cbc aes-192-cbc aes-256-cbc aes-128-gcm aes-256-gcm; do
         esac ;;
     esac
     tap_check "Cipher $c: openssl decrypts for bob" -- dec "c-$c" bob
+    tap_check "Cipher $c: the CMS is DER" -- is_der "$T/c-$c.out"
     tap_check "Cipher $c: inner signature verifies" -- smime_verify_openssl "$T/c-$c.bob.dec" "$P"
 done
 tap_check "aes-128-cbc: NSS decrypts" -- smime_decrypt_nss "$T/c-aes-128-cbc.out" "$P" bob "$T/x.dec"

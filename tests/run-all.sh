@@ -131,7 +131,8 @@ fi
 
 # 5. distcheck (unit tests inside the unpacked tarball)
 echo "run-all: make distcheck"
-if make -C build distcheck TESTS="$(echo $unit)" >"$logdir/distcheck.log" 2>&1; then
+# shellcheck disable=SC2016
+if make -C build distcheck TESTS='$(UNIT_TESTS)' >"$logdir/distcheck.log" 2>&1; then
     passed=$((passed + 1))
     echo "PASS: make distcheck"
 else

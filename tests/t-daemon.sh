@@ -144,7 +144,12 @@ if [ "$(id -u)" = 0 ]; then
     for _ in $(seq 1 50); do grep -q listening "$T/cd.log" && break; sleep 0.1; done
     cw=$(pgrep -P "$cp" | head -n 1)
     tap_is "$(awk '/^Uid:/ {print $3}' "/proc/$cw/status" 2>/dev/null)" "$(id -u nobody)" "UserID in the file: worker runs as nobody"
-    tap_is "$(awk '/^Max core file size/ {print $5}' "/proc/$cw/limits" 2>/dev/null)" "4194304" "AllowCoreDumps yes: the core size limit is left alone"
+    if [ -n "${SMM_SAN_CFLAGS:-}" ]; then
+        # AddressSanitizer sets the core size to 0 itself (disable_coredump)
+        tap_ok 0 "AllowCoreDumps yes: the core size limit is left alone # SKIP ASan sets it to 0"
+    else
+        tap_is "$(awk '/^Max core file size/ {print $5}' "/proc/$cw/limits" 2>/dev/null)" "4194304" "AllowCoreDumps yes: the core size limit is left alone"
+    fi
     tap_is "$(stat -c %U "/proc/$cw/status" 2>/dev/null)" "nobody" "AllowCoreDumps yes: worker dumpable"
     kill -TERM "$cp"
     wait "$cp" 2>/dev/null

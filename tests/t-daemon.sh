@@ -124,7 +124,7 @@ sleep 1
 tap_check "detached daemon (relative -c) is running" -- kill -0 "$bgpid"
 tap_check "detached worker is running" -- test -n "$(pgrep -P "$bgpid")"
 kill -TERM "$bgpid"
-for _ in $(seq 1 50); do alive "$bgpid" || break; sleep 0.1; done
+for _ in $(seq 1 150); do alive "$bgpid" || break; sleep 0.1; done
 tap_not "detached daemon stops on SIGTERM" -- alive "$bgpid"
 
 # least privilege: root without UserID is refused; AllowCoreDumps yes

@@ -80,7 +80,7 @@ second="$CLIENT -s inet:$MILTER_PORT@127.0.0.1 -f alice@example.org -r bob@examp
 run drain -i 127.0.0.1 -x "kill -TERM $MILTER_PID; sleep 0.5; $second <'$T/msg.eml' >/dev/null 2>'$T/second.mods'; echo \$? >'$T/second.rc'"
 tap_check "SIGTERM during a message: the message still completes, signed" -- is_signed drain
 tap_is "$(cat "$T/second.rc")" "1" "a new connection during the drain is tempfailed (the MTA retries)"
-for _ in $(seq 1 50); do alive "$MILTER_PID" || break; sleep 0.1; done
+for _ in $(seq 1 150); do alive "$MILTER_PID" || break; sleep 0.1; done
 tap_not "then the daemon stops" -- alive "$MILTER_PID"
 tap_check "the drained message was logged as signed" -- grep -q 'QIDdrain: outbound (internal-host).*result=signed' "$MILTER_LOG"
 tap_check "the worker logged a clean stop" -- grep -q ': stopped' "$MILTER_LOG"

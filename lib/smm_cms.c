@@ -18,8 +18,9 @@
 
 #include "smm_certblob.h"
 #include "smm_cms.h"
-#include "smm_x509.h"
 #include "smm_log.h"
+#include "smm_x509.h"
+#include "smm_x509cache.h"
 
 /* id-aa-encrypKeyPref (RFC 8551 2.5.3) */
 #define OID_ENCRYPT_KEY_PREF "1.2.840.113549.1.9.16.2.11"
@@ -448,6 +449,139 @@ smm_cms_parse(const unsigned char *der, size_t len, enum smm_cms_kind *kind,
         break;
     }
     return cms;
+}
+
+/* id-signedData, as DER */
+static const unsigned char oid_signed_data[] = {
+    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02};
+
+/*
+ * A SignedData ContentInfo (definite lengths) whose certificates field
+ * holds only certificates: the DER without that field goes to *rest (the
+ * caller frees it with OPENSSL_free), each certificate's DER range to
+ * cert/certlen (at most max).  Returns the number of certificates, 0 when
+ * there is nothing to take out or the encoding is one this does not know
+ * (the caller then parses the whole), -1 when out of memory.
+ */
+static int
+split_certs(const unsigned char *d, size_t dlen, unsigned char **rest,
+            size_t *restlen, const unsigned char **cert, size_t *certlen,
+            int max)
+{
+    const unsigned char *end = d + dlen, *p = d, *q, *c3, *cs = NULL,
+                        *ce = NULL;
+    long l, l1, l2, l3;
+    int tag, cls, con, n = 0;
+    size_t n1, n2, n3, off = 0;
+    unsigned char *h;
+
+    *rest = NULL;
+    if (dlen > INT_MAX / 2 || get_tlv(&p, end, &l1, &tag, &cls) < 0 ||
+        tag != V_ASN1_SEQUENCE || p + l1 != end ||
+        (size_t)(end - p) < sizeof(oid_signed_data) ||
+        memcmp(p, oid_signed_data, sizeof(oid_signed_data)) != 0)
+        return 0;
+    p += sizeof(oid_signed_data);
+    if (get_tlv(&p, end, &l2, &tag, &cls) < 0 ||
+        cls != V_ASN1_CONTEXT_SPECIFIC || tag != 0 || p + l2 != end ||
+        get_tlv(&p, end, &l3, &tag, &cls) < 0 || tag != V_ASN1_SEQUENCE ||
+        p + l3 != end)
+        return 0;
+    c3 = p;
+    /* version, digestAlgorithms, encapContentInfo, [0] certificates */
+    while (p < end && cs == NULL) {
+        q = p;
+        if ((con = get_tlv(&q, end, &l, &tag, &cls)) < 0)
+            return 0;
+        if (cls == V_ASN1_CONTEXT_SPECIFIC && tag == 0 &&
+            (con & V_ASN1_CONSTRUCTED)) {
+            cs = p;
+            ce = q + l;
+            for (p = q; p < ce; p = q + l) {
+                q = p;
+                if ((con = get_tlv(&q, ce, &l, &tag, &cls)) < 0 ||
+                    cls != V_ASN1_UNIVERSAL || tag != V_ASN1_SEQUENCE ||
+                    !(con & V_ASN1_CONSTRUCTED) || n == max)
+                    return 0;
+                cert[n] = p;
+                certlen[n++] = (size_t)(q + l - p);
+            }
+        }
+        p = q + l;
+    }
+    if (cs == NULL || n == 0)
+        return 0;
+    n3 = (size_t)l3 - (size_t)(ce - cs);
+    n2 = (size_t)ASN1_object_size(1, (int)n3, V_ASN1_SEQUENCE);
+    n1 = sizeof(oid_signed_data) + (size_t)ASN1_object_size(1, (int)n2, 0);
+    if ((h = OPENSSL_malloc(n1 + 6)) == NULL)
+        return -1;
+    off += put_hdr(h + off, 1, n1, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
+    memcpy(h + off, oid_signed_data, sizeof(oid_signed_data));
+    off += sizeof(oid_signed_data);
+    off += put_hdr(h + off, 1, n2, 0, V_ASN1_CONTEXT_SPECIFIC);
+    off += put_hdr(h + off, 1, n3, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
+    memcpy(h + off, c3, (size_t)(cs - c3));
+    off += (size_t)(cs - c3);
+    memcpy(h + off, ce, (size_t)(end - ce));
+    off += (size_t)(end - ce);
+    *rest = h;
+    *restlen = off;
+    return n;
+}
+
+#define MAX_MSG_CERTS 64
+
+/*
+ * smm_cms_parse(), with the certificates of a SignedData taken from xc
+ * (decoded the first time they are seen) instead of being decoded again
+ * with every message: *certs gets them in their order, as new references,
+ * and the CMS comes without them.  *certs is NULL when the structure was
+ * parsed whole (another type, an encoding split_certs() does not know): the
+ * certificates are then in the CMS, as smm_cms_parse() leaves them.
+ */
+CMS_ContentInfo *
+smm_cms_parse_cached(const unsigned char *der, size_t len,
+                     struct smm_x509cache *xc, enum smm_cms_kind *kind,
+                     STACK_OF(X509) * *certs, struct smm_err *err)
+{
+    const unsigned char *cert[MAX_MSG_CERTS];
+    size_t certlen[MAX_MSG_CERTS], restlen = 0;
+    unsigned char *rest = NULL;
+    CMS_ContentInfo *cms = NULL;
+    X509 *x;
+    int n, i;
+
+    *certs = NULL;
+    if (xc == NULL || der == NULL ||
+        (n = split_certs(der, len, &rest, &restlen, cert, certlen,
+                         MAX_MSG_CERTS)) == 0)
+        return smm_cms_parse(der, len, kind, err);
+    if (n < 0 || (*certs = sk_X509_new_null()) == NULL) {
+        smm_err_set(err, SMM_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if ((cms = smm_cms_parse(rest, restlen, kind, err)) == NULL)
+        goto fail;
+    for (i = 0; i < n; i++) {
+        if ((x = smm_x509cache_get(xc, cert[i], certlen[i])) == NULL) {
+            smm_err_set(err, SMM_EPARSE, "not a CMS object");
+            goto fail;
+        }
+        if (!sk_X509_push(*certs, x)) {
+            X509_free(x);
+            smm_err_set(err, SMM_ENOMEM, "out of memory");
+            goto fail;
+        }
+    }
+    OPENSSL_free(rest);
+    return cms;
+fail:
+    OPENSSL_free(rest);
+    CMS_ContentInfo_free(cms);
+    sk_X509_pop_free(*certs, X509_free);
+    *certs = NULL;
+    return NULL;
 }
 
 /*
@@ -885,9 +1019,18 @@ smm_cms_verify(CMS_ContentInfo *cms, BIO *dcont, BIO *out,
     memset(res, 0, sizeof(*res));
     sig_set(res, SMM_SIG_PERMERROR, "no signer");
     ERR_clear_error();
-    if ((certs = CMS_get1_certs(cms)) == NULL &&
-        (certs = sk_X509_new_null()) == NULL)
+    if (o->msg_certs != NULL) { /* parsed apart (smm_cms_parse_cached) */
+        if ((certs = sk_X509_new_null()) == NULL)
+            return smm_err_set(err, SMM_ENOMEM, "out of memory");
+        for (i = 0; i < sk_X509_num(o->msg_certs); i++) {
+            X509 *x = sk_X509_value(o->msg_certs, i);
+            if (X509_up_ref(x) && !sk_X509_push(certs, x))
+                X509_free(x);
+        }
+    } else if ((certs = CMS_get1_certs(cms)) == NULL &&
+               (certs = sk_X509_new_null()) == NULL) {
         return smm_err_set(err, SMM_ENOMEM, "out of memory");
+    }
     for (i = 0; o->extra != NULL && i < sk_X509_num(o->extra); i++) {
         X509 *x = sk_X509_value(o->extra, i);
         if (X509_up_ref(x) && !sk_X509_push(certs, x))

@@ -24,6 +24,8 @@
  * sink), whatever happened.
  *
  * Inbound: smm_cms_parse() reads DER and says what it is;
+ * smm_cms_parse_cached() does the same but takes a SignedData's
+ * certificates from a cache of decoded ones (smm_x509cache.h);
  * smm_cms_decrypt() finds a key of the store for one of the RecipientInfos
  * (issuer and serial, or subject key identifier; key transport or key
  * agreement; every key in the store counts, expired ones too; keys of the
@@ -86,7 +88,10 @@ enum smm_sig_result {
 
 struct smm_verify_opts {
     const struct smm_trust *trust;
-    STACK_OF(X509) * extra; /* certificates known for the sender, or NULL */
+    STACK_OF(X509) * extra;     /* certificates known for the sender, or NULL */
+    STACK_OF(X509) * msg_certs; /* the certificates the SignedData carried,
+                                   when smm_cms_parse_cached() took them
+                                   out; NULL: they are in the CMS */
     time_t now;
     const char *from; /* the From address, or NULL */
     int min_key_bits;
@@ -103,8 +108,13 @@ struct smm_sig {
     STACK_OF(X509) * certs; /* pass only: the certificates it carried */
 };
 
+struct smm_x509cache;
 CMS_ContentInfo *smm_cms_parse(const unsigned char *, size_t,
                                enum smm_cms_kind *, struct smm_err *);
+CMS_ContentInfo *smm_cms_parse_cached(const unsigned char *, size_t,
+                                      struct smm_x509cache *,
+                                      enum smm_cms_kind *, STACK_OF(X509) **,
+                                      struct smm_err *);
 void smm_cms_cipher_name(const unsigned char *, size_t, char *, size_t);
 smm_status smm_cms_decrypt(CMS_ContentInfo *, const struct smm_keystore *,
                            char *const *, size_t, BIO *,

@@ -562,6 +562,7 @@ do_pkcs7(struct in_ctx *c, struct ent *e, int may_change, const char *part,
     smm_status st;
     size_t i;
     int top = may_change && c->dec_no == NULL && c->dec_key == NULL;
+    STACK_OF(X509) *certs = NULL;
 
     if ((st = decode_body(e, &der, &derlen, err)) != SMM_OK) {
         if (st != SMM_EPARSE)
@@ -569,7 +570,8 @@ do_pkcs7(struct in_ctx *c, struct ent *e, int may_change, const char *part,
         snprintf(c->dec_error, sizeof(c->dec_error), "%s", err->msg);
         goto corrupt;
     }
-    if ((cms = smm_cms_parse(der, derlen, &kind, &perr)) == NULL) {
+    if ((cms = smm_cms_parse_cached(der, derlen, c->s->x509cache, &kind, &certs,
+                                    &perr)) == NULL) {
         snprintf(c->dec_error, sizeof(c->dec_error), "%s", perr.msg);
         goto corrupt;
     }
@@ -643,6 +645,7 @@ do_pkcs7(struct in_ctx *c, struct ent *e, int may_change, const char *part,
         if ((l = new_layer(c, part)) == NULL)
             goto out;
         verify_opts(c, &vo);
+        vo.msg_certs = certs;
         if ((st = smm_cms_verify(cms, NULL, mem, &vo, &l->sig, err)) != SMM_OK)
             goto out;
         if (l->sig.result == SMM_SIG_PERMERROR)
@@ -673,6 +676,7 @@ out:
     ent_free(&inner);
     BIO_free(mem);
     CMS_ContentInfo_free(cms);
+    sk_X509_pop_free(certs, X509_free);
     free(der);
     return st;
 }
@@ -784,6 +788,7 @@ do_signed(struct in_ctx *c, struct ent *e, const struct ctinfo *ci,
     struct smm_err perr;
     struct layer *l;
     BIO *dcont = NULL, *mem = NULL;
+    STACK_OF(X509) *certs = NULL;
     smm_status st = SMM_OK;
 
     int more;
@@ -814,7 +819,8 @@ do_signed(struct in_ctx *c, struct ent *e, const struct ctinfo *ci,
         snprintf(l->sig.reason, sizeof(l->sig.reason), "%s", perr.msg);
         goto out;
     }
-    if ((cms = smm_cms_parse(der, derlen, &kind, &perr)) == NULL ||
+    if ((cms = smm_cms_parse_cached(der, derlen, c->s->x509cache, &kind, &certs,
+                                    &perr)) == NULL ||
         kind != SMM_CMS_SIGNED) {
         l->sig.result = SMM_SIG_PERMERROR;
         snprintf(l->sig.reason, sizeof(l->sig.reason), "%s",
@@ -822,6 +828,7 @@ do_signed(struct in_ctx *c, struct ent *e, const struct ctinfo *ci,
         goto out;
     }
     verify_opts(c, &vo);
+    vo.msg_certs = certs;
     if ((dcont = smm_spool_bio(signed_part, err)) == NULL) {
         st = err->status;
         goto out;
@@ -877,6 +884,7 @@ out:
     BIO_free(dcont);
     BIO_free(mem);
     CMS_ContentInfo_free(cms);
+    sk_X509_pop_free(certs, X509_free);
     free(der);
     return st;
 }

@@ -7,9 +7,9 @@
  * certificate) are collected in diag.  Snapshots are reference-counted:
  * every message holds a reference from its first callback to its end, so
  * a reload (which swaps in a new snapshot) never mixes old and new state
- * within one message.  Everything is read-only but the certificate cache
- * and the LDAP connection pool, which lock internally; a reload starts
- * with an empty cache.
+ * within one message.  Everything is read-only but the certificate
+ * caches and the LDAP connection pool, which lock internally; a reload
+ * starts with empty caches.
  *
  * smm_init() once in main(), before threads: GMime and the OpenSSL
  * providers; smm_done() at exit.  Programs outside lib/ call these rather
@@ -26,7 +26,11 @@
 
 #include <openssl/x509.h>
 
+/* certificates of incoming signatures kept decoded (smm_x509cache.h) */
+#define SMM_X509CACHE_SIZE 512
+
 struct smm_cache;
+struct smm_x509cache;
 struct smm_policymap;
 struct smm_certstore;
 struct smm_ldap;
@@ -40,6 +44,8 @@ struct smm_state {
     struct smm_certstore *harvest;   /* HarvestStore */
     struct smm_ldap *ldap;           /* NULL without LDAPURI */
     struct smm_cache *cache;         /* mutable, thread-safe */
+    struct smm_x509cache *x509cache; /* certificates of signed mail, decoded
+                                        once; mutable, thread-safe */
     struct smm_policymap *policymap; /* PolicyMap (maybe empty) */
     STACK_OF(X509) * archive;        /* ArchiveCertificates */
 };

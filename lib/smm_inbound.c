@@ -108,21 +108,21 @@ static smm_status
 put_crlf(struct smm_spool *o, const char *p, size_t n, int *cr,
          struct smm_err *err)
 {
-    size_t i, start = 0;
+    const char *start = p, *end = p + n, *lf;
     smm_status st;
 
-    for (i = 0; i < n; i++) {
-        if (p[i] == '\n' && !(i > 0 ? p[i - 1] == '\r' : *cr)) {
-            if ((st = smm_spool_write(o, p + start, i - start, err)) !=
+    for (lf = p; (lf = memchr(lf, '\n', (size_t)(end - lf))) != NULL; lf++) {
+        if (lf > p ? lf[-1] != '\r' : !*cr) {
+            if ((st = smm_spool_write(o, start, (size_t)(lf - start), err)) !=
                     SMM_OK ||
                 (st = smm_spool_write(o, "\r", 1, err)) != SMM_OK)
                 return st;
-            start = i;
+            start = lf;
         }
     }
     if (n > 0)
         *cr = p[n - 1] == '\r';
-    return smm_spool_write(o, p + start, n - start, err);
+    return smm_spool_write(o, start, (size_t)(end - start), err);
 }
 
 /* A canonical (CRLF) copy of a region into a new spool. */
@@ -168,9 +168,9 @@ static int
 rr_line(struct rr *r, char *line, size_t sz, size_t *start, size_t *total,
         size_t *eol)
 {
-    size_t got = 0, n = 0;
+    size_t got = 0, n = 0, avail, take, keep;
+    const char *b, *nl;
     ssize_t rd;
-    char ch;
 
     if (r->pos >= r->end)
         return 0;
@@ -189,17 +189,28 @@ rr_line(struct rr *r, char *line, size_t sz, size_t *start, size_t *total,
             r->bpos = r->pos;
             r->blen = (size_t)rd;
         }
-        ch = r->buf[r->pos - r->bpos];
-        r->pos++;
-        n++;
-        if (ch == '\n') {
+        /* the buffered bytes up to the line end, or all of them */
+        b = r->buf + (r->pos - r->bpos);
+        avail = r->bpos + r->blen - r->pos;
+        if (avail > r->end - r->pos)
+            avail = r->end - r->pos;
+        nl = memchr(b, '\n', avail);
+        take = nl != NULL ? (size_t)(nl - b) : avail;
+        keep = got + 1 < sz ? sz - 1 - got : 0;
+        if (keep > take)
+            keep = take;
+        memcpy(line + got, b, keep);
+        got += keep;
+        r->pos += take;
+        n += take;
+        if (nl != NULL) {
+            r->pos++;
+            n++;
             *eol = got > 0 && line[got - 1] == '\r' ? 2 : 1;
             if (*eol == 2)
                 got--;
             break;
         }
-        if (got + 1 < sz)
-            line[got++] = ch;
     }
     line[got < sz ? got : sz - 1] = '\0';
     *total = n;

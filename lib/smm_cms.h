@@ -29,7 +29,12 @@
  * smm_cms_decrypt() finds a key of the store for one of the RecipientInfos
  * (issuer and serial, or subject key identifier; key transport or key
  * agreement; every key in the store counts, expired ones too; keys of the
- * given recipient addresses first) and writes the content; smm_cms_verify()
+ * given recipient addresses first) and writes the content (read from
+ * dcont when the ciphertext is not in the structure);
+ * smm_cms_env_split() reads an (Auth)EnvelopedData from a spool as a small
+ * structure without its ciphertext and the places of the ciphertext, so a
+ * large message is decrypted from the spool without being held in memory
+ * (-1: not a structure it reads; parse it whole); smm_cms_verify()
  * digests the content (dcont for a detached signature, else the embedded one,
  * copied to out when out is not NULL) and judges every signer: signature, chain
  * to the trust anchors at o->now with the "smime_sign" purpose (key usage,
@@ -51,6 +56,7 @@
 
 #include "smm_err.h"
 #include "smm_keystore.h"
+#include "smm_spool.h"
 #include "smm_trust.h"
 
 smm_status smm_cms_sign(const struct smm_key *, const struct smm_key *, BIO *,
@@ -117,11 +123,21 @@ CMS_ContentInfo *smm_cms_parse_cached(const unsigned char *, size_t,
                                       struct smm_err *);
 void smm_cms_cipher_name(const unsigned char *, size_t, char *, size_t);
 smm_status smm_cms_decrypt(CMS_ContentInfo *, const struct smm_keystore *,
-                           char *const *, size_t, BIO *,
+                           char *const *, size_t, BIO *, BIO *,
                            const struct smm_key **, struct smm_err *);
 smm_status smm_cms_verify(CMS_ContentInfo *, BIO *, BIO *,
                           const struct smm_verify_opts *, struct smm_sig *,
                           struct smm_err *);
+/* an (Auth)EnvelopedData read from a spool without its ciphertext */
+struct smm_cms_env {
+    unsigned char *skel; /* the ContentInfo without encryptedContent */
+    size_t skellen;
+    int auth;      /* AuthEnvelopedData */
+    size_t n, cap; /* the ciphertext: n pieces of the spool */
+    size_t *off, *len;
+};
+int smm_cms_env_split(struct smm_spool *, size_t, struct smm_cms_env *);
+void smm_cms_env_free(struct smm_cms_env *);
 const char *smm_sig_result_name(enum smm_sig_result);
 void smm_sig_clear(struct smm_sig *);
 smm_status smm_crypto_init(struct smm_err *);

@@ -294,6 +294,134 @@ smm_spool_wbio(struct smm_spool *sp, struct smm_err *err)
     return b;
 }
 
+/*
+ * A read-only BIO over pieces of the spool, read one after the other (the
+ * ciphertext of an EnvelopedData, in one piece or in the OCTET STRINGs of
+ * a BER encoding).  BIO_reset() starts again at the first byte.
+ */
+struct rbio {
+    struct smm_spool *sp;
+    size_t n, i; /* pieces, current piece */
+    size_t done; /* bytes read from the current piece */
+    size_t *off, *len;
+};
+
+static int
+rbio_read(BIO *b, char *buf, int want)
+{
+    struct rbio *r = BIO_get_data(b);
+    size_t left;
+    ssize_t n;
+
+    BIO_clear_retry_flags(b);
+    while (r->i < r->n && r->done == r->len[r->i]) {
+        r->i++;
+        r->done = 0;
+    }
+    if (want <= 0 || r->i >= r->n)
+        return 0;
+    left = r->len[r->i] - r->done;
+    n = smm_spool_pread(r->sp, buf, left < (size_t)want ? left : (size_t)want,
+                        r->off[r->i] + r->done);
+    if (n <= 0) {
+        ERR_raise_data(ERR_LIB_SYS, n < 0 ? errno : EIO, "reading a temp file");
+        return -1;
+    }
+    r->done += (size_t)n;
+    return (int)n;
+}
+
+static long
+rbio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    struct rbio *r = BIO_get_data(b);
+
+    (void)num;
+    (void)ptr;
+    switch (cmd) {
+    case BIO_CTRL_RESET:
+        r->i = r->done = 0;
+        return 1;
+    case BIO_CTRL_EOF:
+        while (r->i < r->n && r->done == r->len[r->i]) {
+            r->i++;
+            r->done = 0;
+        }
+        return r->i >= r->n;
+    case BIO_CTRL_FLUSH:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static int
+rbio_destroy(BIO *b)
+{
+    struct rbio *r = BIO_get_data(b);
+
+    if (r != NULL) {
+        free(r->off);
+        free(r->len);
+        free(r);
+    }
+    BIO_set_data(b, NULL);
+    return 1;
+}
+
+static BIO_METHOD *rbio_method;
+static pthread_once_t rbio_once = PTHREAD_ONCE_INIT;
+
+static void
+rbio_method_init(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
+                                 "smm_spool pieces");
+
+    if (m != NULL &&
+        (!BIO_meth_set_read(m, rbio_read) || !BIO_meth_set_ctrl(m, rbio_ctrl) ||
+         !BIO_meth_set_create(m, wbio_create) ||
+         !BIO_meth_set_destroy(m, rbio_destroy))) {
+        BIO_meth_free(m);
+        m = NULL;
+    }
+    rbio_method = m;
+}
+
+/* A BIO reading the n pieces off[i], len[i] of the spool in turn (the
+ * arrays are copied).  The caller frees it, before the spool. */
+BIO *
+smm_spool_pieces_bio(struct smm_spool *sp, const size_t *off, const size_t *len,
+                     size_t n, struct smm_err *err)
+{
+    struct rbio *r = NULL;
+    BIO *b;
+
+    (void)pthread_once(&rbio_once, rbio_method_init);
+    if ((r = calloc(1, sizeof(*r))) == NULL ||
+        (r->off = calloc(n + 1, sizeof(*r->off))) == NULL ||
+        (r->len = calloc(n + 1, sizeof(*r->len))) == NULL) {
+        if (r != NULL)
+            free(r->off);
+        free(r);
+        smm_err_set(err, SMM_ENOMEM, "out of memory");
+        return NULL;
+    }
+    memcpy(r->off, off, n * sizeof(*off));
+    memcpy(r->len, len, n * sizeof(*len));
+    r->sp = sp;
+    r->n = n;
+    if (rbio_method == NULL || (b = BIO_new(rbio_method)) == NULL) {
+        free(r->off);
+        free(r->len);
+        free(r);
+        smm_err_ossl(err, SMM_ENOMEM, "BIO_new");
+        return NULL;
+    }
+    BIO_set_data(b, r);
+    return b;
+}
+
 /* Append all of src to dst. */
 smm_status
 smm_spool_copy(struct smm_spool *dst, struct smm_spool *src,

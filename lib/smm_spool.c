@@ -86,6 +86,13 @@ spool_spill(struct smm_spool *sp, struct smm_err *err)
         return smm_err_set(err, SMM_EIO, "cannot create temp file in %s: %s",
                            sp->tmpdir, strerror(errno));
     (void)unlink(path);
+    /* every write appends, ours and those of a GMime stream on a dup()
+     * of it, so no write needs to seek first */
+    if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_APPEND) != 0) {
+        st = smm_err_set(err, SMM_EIO, "temp file: %s", strerror(errno));
+        close(fd);
+        return st;
+    }
     if ((st = write_all(fd, sp->mem->data, sp->mem->len, err)) != SMM_OK) {
         close(fd);
         return st;
@@ -109,12 +116,8 @@ smm_spool_write(struct smm_spool *sp, const void *p, size_t n,
             return st;
     if (sp->mem != NULL) {
         g_byte_array_append(sp->mem, p, (guint)n);
-    } else {
-        if (lseek(sp->fd, 0, SEEK_END) < 0)
-            return smm_err_set(err, SMM_EIO, "seek temp file: %s",
-                               strerror(errno));
-        if ((st = write_all(sp->fd, p, n, err)) != SMM_OK)
-            return st;
+    } else if ((st = write_all(sp->fd, p, n, err)) != SMM_OK) { /* O_APPEND */
+        return st;
     }
     sp->len += n;
     return SMM_OK;
@@ -145,17 +148,17 @@ smm_spool_spilled(const struct smm_spool *sp)
 ssize_t
 smm_spool_pread(struct smm_spool *sp, void *buf, size_t n, size_t off)
 {
-    size_t len = smm_spool_len(sp);
     ssize_t r;
 
-    if (off >= len)
-        return 0;
-    if (n > len - off)
-        n = len - off;
     if (sp->mem != NULL) {
+        if (off >= sp->mem->len)
+            return 0;
+        if (n > sp->mem->len - off)
+            n = sp->mem->len - off;
         memcpy(buf, sp->mem->data + off, n);
         return (ssize_t)n;
     }
+    /* (the file ends where it ends: no fstat() for every read) */
     do
         r = pread(sp->fd, buf, n, (off_t)off);
     while (r < 0 && errno == EINTR);

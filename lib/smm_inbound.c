@@ -975,7 +975,7 @@ out:
     partlist_free(&pl);
     ent_free(&sigent);
     ent_free(&inner);
-    BIO_free(dcont);
+    BIO_free_all(dcont);
     BIO_free(mem);
     CMS_ContentInfo_free(cms);
     sk_X509_pop_free(certs, X509_free);

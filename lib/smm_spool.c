@@ -206,11 +206,15 @@ smm_spool_gmime_stream(struct smm_spool *sp, struct smm_err *err)
     return s;
 }
 
-/* A read-only BIO over the current contents.  The caller frees it. */
+/*
+ * A read-only BIO over the current contents.  The caller frees it with
+ * BIO_free_all(): for a temp file it is a 64 KiB read buffer in front of
+ * the file (OpenSSL's CMS code reads 1 KiB at a time).
+ */
 BIO *
 smm_spool_bio(struct smm_spool *sp, struct smm_err *err)
 {
-    BIO *b;
+    BIO *b, *buf;
     int fd;
 
     if (sp->mem != NULL) {
@@ -225,8 +229,16 @@ smm_spool_bio(struct smm_spool *sp, struct smm_err *err)
     if ((b = BIO_new_fd(fd, BIO_CLOSE)) == NULL) {
         close(fd);
         smm_err_ossl(err, SMM_ENOMEM, "BIO_new_fd");
+        return NULL;
     }
-    return b;
+    if ((buf = BIO_new(BIO_f_buffer())) == NULL ||
+        BIO_set_read_buffer_size(buf, 65536) != 1) {
+        BIO_free(buf);
+        BIO_free(b);
+        smm_err_ossl(err, SMM_ENOMEM, "BIO_f_buffer");
+        return NULL;
+    }
+    return BIO_push(buf, b);
 }
 
 /*

@@ -13,7 +13,8 @@
  * spool's storage, so use one at a time and do not free the spool before
  * them.  smm_spool_wbio() returns a write-only BIO that appends to the
  * spool, smm_spool_pieces_bio() a read-only BIO over pieces of it (the
- * caller frees them, before the spool).  A spool is owned by one
+ * caller frees them, before the spool; smm_spool_bio()'s with
+ * BIO_free_all()).  A spool is owned by one
  * thread at a time.
  */
 #ifndef SMM_SPOOL_H

@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/asn1.h>
@@ -16,10 +17,12 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include "smm_buf.h"
 #include "smm_certblob.h"
 #include "smm_cms.h"
-#include "smm_x509.h"
 #include "smm_log.h"
+#include "smm_x509.h"
+#include "smm_x509cache.h"
 
 /* id-aa-encrypKeyPref (RFC 8551 2.5.3) */
 #define OID_ENCRYPT_KEY_PREF "1.2.840.113549.1.9.16.2.11"
@@ -450,6 +453,422 @@ smm_cms_parse(const unsigned char *der, size_t len, enum smm_cms_kind *kind,
     return cms;
 }
 
+/* id-signedData, as DER */
+static const unsigned char oid_signed_data[] = {
+    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02};
+
+/*
+ * A SignedData ContentInfo (definite lengths) whose certificates field
+ * holds only certificates: the DER without that field goes to *rest (the
+ * caller frees it with OPENSSL_free), each certificate's DER range to
+ * cert/certlen (at most max).  Returns the number of certificates, 0 when
+ * there is nothing to take out or the encoding is one this does not know
+ * (the caller then parses the whole), -1 when out of memory.
+ */
+static int
+split_certs(const unsigned char *d, size_t dlen, unsigned char **rest,
+            size_t *restlen, const unsigned char **cert, size_t *certlen,
+            int max)
+{
+    const unsigned char *end = d + dlen, *p = d, *q, *c3, *cs = NULL,
+                        *ce = NULL;
+    long l, l1, l2, l3;
+    int tag, cls, con, n = 0;
+    size_t n1, n2, n3, off = 0;
+    unsigned char *h;
+
+    *rest = NULL;
+    if (dlen > INT_MAX / 2 || get_tlv(&p, end, &l1, &tag, &cls) < 0 ||
+        tag != V_ASN1_SEQUENCE || p + l1 != end ||
+        (size_t)(end - p) < sizeof(oid_signed_data) ||
+        memcmp(p, oid_signed_data, sizeof(oid_signed_data)) != 0)
+        return 0;
+    p += sizeof(oid_signed_data);
+    if (get_tlv(&p, end, &l2, &tag, &cls) < 0 ||
+        cls != V_ASN1_CONTEXT_SPECIFIC || tag != 0 || p + l2 != end ||
+        get_tlv(&p, end, &l3, &tag, &cls) < 0 || tag != V_ASN1_SEQUENCE ||
+        p + l3 != end)
+        return 0;
+    c3 = p;
+    /* version, digestAlgorithms, encapContentInfo, [0] certificates */
+    while (p < end && cs == NULL) {
+        q = p;
+        if ((con = get_tlv(&q, end, &l, &tag, &cls)) < 0)
+            return 0;
+        if (cls == V_ASN1_CONTEXT_SPECIFIC && tag == 0 &&
+            (con & V_ASN1_CONSTRUCTED)) {
+            cs = p;
+            ce = q + l;
+            for (p = q; p < ce; p = q + l) {
+                q = p;
+                if ((con = get_tlv(&q, ce, &l, &tag, &cls)) < 0 ||
+                    cls != V_ASN1_UNIVERSAL || tag != V_ASN1_SEQUENCE ||
+                    !(con & V_ASN1_CONSTRUCTED) || n == max)
+                    return 0;
+                cert[n] = p;
+                certlen[n++] = (size_t)(q + l - p);
+            }
+        }
+        p = q + l;
+    }
+    if (cs == NULL || n == 0)
+        return 0;
+    n3 = (size_t)l3 - (size_t)(ce - cs);
+    n2 = (size_t)ASN1_object_size(1, (int)n3, V_ASN1_SEQUENCE);
+    n1 = sizeof(oid_signed_data) + (size_t)ASN1_object_size(1, (int)n2, 0);
+    if ((h = OPENSSL_malloc(n1 + 6)) == NULL)
+        return -1;
+    off += put_hdr(h + off, 1, n1, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
+    memcpy(h + off, oid_signed_data, sizeof(oid_signed_data));
+    off += sizeof(oid_signed_data);
+    off += put_hdr(h + off, 1, n2, 0, V_ASN1_CONTEXT_SPECIFIC);
+    off += put_hdr(h + off, 1, n3, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
+    memcpy(h + off, c3, (size_t)(cs - c3));
+    off += (size_t)(cs - c3);
+    memcpy(h + off, ce, (size_t)(end - ce));
+    off += (size_t)(end - ce);
+    *rest = h;
+    *restlen = off;
+    return n;
+}
+
+#define MAX_MSG_CERTS 64
+
+/*
+ * smm_cms_parse(), with the certificates of a SignedData taken from xc
+ * (decoded the first time they are seen) instead of being decoded again
+ * with every message: *certs gets them in their order, as new references,
+ * and the CMS comes without them.  *certs is NULL when the structure was
+ * parsed whole (another type, an encoding split_certs() does not know): the
+ * certificates are then in the CMS, as smm_cms_parse() leaves them.
+ */
+CMS_ContentInfo *
+smm_cms_parse_cached(const unsigned char *der, size_t len,
+                     struct smm_x509cache *xc, enum smm_cms_kind *kind,
+                     STACK_OF(X509) * *certs, struct smm_err *err)
+{
+    const unsigned char *cert[MAX_MSG_CERTS];
+    size_t certlen[MAX_MSG_CERTS], restlen = 0;
+    unsigned char *rest = NULL;
+    CMS_ContentInfo *cms = NULL;
+    X509 *x;
+    int n, i;
+
+    *certs = NULL;
+    if (xc == NULL || der == NULL ||
+        (n = split_certs(der, len, &rest, &restlen, cert, certlen,
+                         MAX_MSG_CERTS)) == 0)
+        return smm_cms_parse(der, len, kind, err);
+    if (n < 0 || (*certs = sk_X509_new_null()) == NULL) {
+        smm_err_set(err, SMM_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if ((cms = smm_cms_parse(rest, restlen, kind, err)) == NULL)
+        goto fail;
+    for (i = 0; i < n; i++) {
+        if ((x = smm_x509cache_get(xc, cert[i], certlen[i])) == NULL) {
+            smm_err_set(err, SMM_EPARSE, "not a CMS object");
+            goto fail;
+        }
+        if (!sk_X509_push(*certs, x)) {
+            X509_free(x);
+            smm_err_set(err, SMM_ENOMEM, "out of memory");
+            goto fail;
+        }
+    }
+    OPENSSL_free(rest);
+    return cms;
+fail:
+    OPENSSL_free(rest);
+    CMS_ContentInfo_free(cms);
+    sk_X509_pop_free(*certs, X509_free);
+    *certs = NULL;
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* an (Auth)EnvelopedData in a spool, read without its ciphertext       */
+
+/* id-envelopedData and id-ct-authEnvelopedData, as DER */
+static const unsigned char oid_enveloped[] = {
+    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x03};
+static const unsigned char oid_auth_enveloped[] = {0x06, 0x0b, 0x2a, 0x86, 0x48,
+                                                   0x86, 0xf7, 0x0d, 0x01, 0x09,
+                                                   0x10, 0x01, 0x17};
+
+#define SKEL_MAX (1 << 20) /* everything but the ciphertext */
+#define MAX_PIECES 65536
+
+/* One BER header: low tag numbers, lengths up to 2^32 or indefinite. */
+struct tlv {
+    int cls, tag, cons, indef;
+    size_t hlen, len; /* len: of the content, when definite */
+};
+
+static int
+rd_tlv(struct smm_spool *sp, size_t off, size_t end, struct tlv *t)
+{
+    unsigned char h[6];
+    ssize_t n;
+    size_t i, nl;
+
+    if (off >= end || (n = smm_spool_pread(sp, h, sizeof(h), off)) < 2)
+        return -1;
+    if ((h[0] & 0x1f) == 0x1f)
+        return -1; /* high tag numbers: not in these structures */
+    t->cls = h[0] & 0xc0;
+    t->cons = (h[0] & 0x20) != 0;
+    t->tag = h[0] & 0x1f;
+    t->indef = 0;
+    t->len = 0;
+    if (h[1] < 0x80) {
+        t->hlen = 2;
+        t->len = h[1];
+    } else if (h[1] == 0x80) {
+        if (!t->cons)
+            return -1;
+        t->hlen = 2;
+        t->indef = 1;
+    } else {
+        nl = h[1] & 0x7f;
+        if (nl > 4 || (size_t)n < 2 + nl)
+            return -1;
+        for (i = 0; i < nl; i++)
+            t->len = (t->len << 8) | h[2 + i];
+        t->hlen = 2 + nl;
+    }
+    if (!t->indef && (t->len > end - off || t->hlen > end - off - t->len))
+        return -1;
+    return 0;
+}
+
+static int
+is_eoc(const struct tlv *t)
+{
+    return t->cls == 0 && t->tag == 0 && !t->cons && !t->indef && t->len == 0;
+}
+
+/* The offset just past the element at off (walking an indefinite one). */
+static size_t
+tlv_end(struct smm_spool *sp, size_t off, size_t end, int depth)
+{
+    struct tlv t, c;
+    size_t p;
+
+    if (depth > 32 || rd_tlv(sp, off, end, &t) != 0)
+        return 0;
+    if (!t.indef)
+        return off + t.hlen + t.len;
+    for (p = off + t.hlen; p < end;) {
+        if (rd_tlv(sp, p, end, &c) != 0)
+            return 0;
+        if (is_eoc(&c))
+            return p + 2;
+        if ((p = tlv_end(sp, p, end, depth + 1)) == 0)
+            return 0;
+    }
+    return 0;
+}
+
+/* Append bytes [a, b) of the spool to o. */
+static int
+copy_out(struct smm_buf *o, struct smm_spool *sp, size_t a, size_t b)
+{
+    char buf[4096];
+    ssize_t n;
+
+    if (b - a > SKEL_MAX || o->len + (b - a) > SKEL_MAX)
+        return -1;
+    while (a < b) {
+        n = smm_spool_pread(sp, buf, b - a < sizeof(buf) ? b - a : sizeof(buf),
+                            a);
+        if (n <= 0 || smm_buf_append(o, buf, (size_t)n) != SMM_OK)
+            return -1;
+        a += (size_t)n;
+    }
+    return 0;
+}
+
+/* o = a definite-length header (tag, class) around content c. */
+static int
+wrap(struct smm_buf *o, int tag, int cls, const struct smm_buf *c)
+{
+    unsigned char h[8];
+    size_t hl = put_hdr(h, 1, c->len, tag, cls);
+
+    return smm_buf_append(o, h, hl) == SMM_OK &&
+                   smm_buf_append(o, c->data != NULL ? c->data : "", c->len) ==
+                       SMM_OK
+               ? 0
+               : -1;
+}
+
+/* The children of the container at off: [*first, *stop) and the end of
+ * the container itself. */
+static int
+children(struct smm_spool *sp, size_t off, size_t end, const struct tlv *t,
+         size_t *first, size_t *stop, size_t *after)
+{
+    *first = off + t->hlen;
+    if (!t->indef) {
+        *stop = *after = *first + t->len;
+        return 0;
+    }
+    if ((*after = tlv_end(sp, off, end, 0)) == 0)
+        return -1;
+    *stop = *after - 2; /* before the end-of-contents octets */
+    return 0;
+}
+
+static int
+add_piece(struct smm_cms_env *e, size_t off, size_t len)
+{
+    size_t *no, *nl;
+
+    if (e->n == e->cap) {
+        size_t cap = e->cap ? e->cap * 2 : 16;
+        if (cap > MAX_PIECES)
+            return -1;
+        if ((no = realloc(e->off, cap * sizeof(*no))) == NULL)
+            return -1;
+        e->off = no;
+        if ((nl = realloc(e->len, cap * sizeof(*nl))) == NULL)
+            return -1;
+        e->len = nl;
+        e->cap = cap;
+    }
+    e->off[e->n] = off;
+    e->len[e->n] = len;
+    e->n++;
+    return 0;
+}
+
+/* The encryptedContent [0] at off (header t): where its bytes are. */
+static int
+env_pieces(struct smm_spool *sp, size_t off, size_t end, const struct tlv *t,
+           struct smm_cms_env *e)
+{
+    size_t first, stop, after, p;
+    struct tlv c;
+
+    if (!t->cons)
+        return add_piece(e, off + t->hlen, t->len);
+    if (children(sp, off, end, t, &first, &stop, &after) != 0)
+        return -1;
+    for (p = first; p < stop; p += c.hlen + c.len)
+        if (rd_tlv(sp, p, stop, &c) != 0 || c.cls != 0 ||
+            c.tag != V_ASN1_OCTET_STRING || c.cons ||
+            add_piece(e, p + c.hlen, c.len) != 0)
+            return -1;
+    return e->n > 0 ? 0 : add_piece(e, first, 0);
+}
+
+void
+smm_cms_env_free(struct smm_cms_env *e)
+{
+    OPENSSL_free(e->skel);
+    free(e->off);
+    free(e->len);
+    memset(e, 0, sizeof(*e));
+}
+
+/*
+ * Read the (Auth)EnvelopedData at the start of sp (DER or BER, len bytes)
+ * into e: the ContentInfo without its encryptedContent, with definite
+ * lengths (e->skel, small), and where the ciphertext lies in the spool (one
+ * piece for a primitive string, the OCTET STRINGs of a constructed one).
+ * 0 when the structure is one this reads; -1 when not (another type, an
+ * encoding it does not know, more than SKEL_MAX besides the ciphertext):
+ * the caller then reads it whole.
+ */
+int
+smm_cms_env_split(struct smm_spool *sp, size_t len, struct smm_cms_env *e)
+{
+    struct smm_buf ci = {0}, env = {0}, eci = {0}, tmp = {0}, out = {0};
+    struct tlv t0, t1, t2, t, c;
+    size_t p, first, stop, after, f2, s2, a2, f3, s3, a3, q;
+    unsigned char oid[16];
+    int found = 0, rc = -1;
+
+    memset(e, 0, sizeof(*e));
+    /* ContentInfo SEQUENCE { contentType, [0] EXPLICIT content } */
+    if (rd_tlv(sp, 0, len, &t0) != 0 || t0.cls != 0 ||
+        t0.tag != V_ASN1_SEQUENCE || !t0.cons ||
+        children(sp, 0, len, &t0, &first, &stop, &after) != 0)
+        goto out;
+    p = first;
+    if (rd_tlv(sp, p, stop, &t) != 0 || t.tag != V_ASN1_OBJECT ||
+        t.hlen + t.len > sizeof(oid) ||
+        smm_spool_pread(sp, oid, t.hlen + t.len, p) !=
+            (ssize_t)(t.hlen + t.len))
+        goto out;
+    if (t.hlen + t.len == sizeof(oid_enveloped) &&
+        memcmp(oid, oid_enveloped, sizeof(oid_enveloped)) == 0)
+        e->auth = 0;
+    else if (t.hlen + t.len == sizeof(oid_auth_enveloped) &&
+             memcmp(oid, oid_auth_enveloped, sizeof(oid_auth_enveloped)) == 0)
+        e->auth = 1;
+    else
+        goto out;
+    if (smm_buf_append(&ci, oid, t.hlen + t.len) != SMM_OK)
+        goto out;
+    p += t.hlen + t.len;
+    if (rd_tlv(sp, p, stop, &t1) != 0 || t1.cls != V_ASN1_CONTEXT_SPECIFIC ||
+        t1.tag != 0 || !t1.cons ||
+        children(sp, p, stop, &t1, &f2, &s2, &a2) != 0 ||
+        rd_tlv(sp, f2, s2, &t2) != 0 || t2.cls != 0 ||
+        t2.tag != V_ASN1_SEQUENCE || !t2.cons ||
+        children(sp, f2, s2, &t2, &f3, &s3, &a3) != 0)
+        goto out;
+    /* version, originatorInfo, recipientInfos: as they are; then the
+     * EncryptedContentInfo; then what follows it, as it is */
+    for (p = f3; p < s3; p = after) {
+        if (rd_tlv(sp, p, s3, &t) != 0 || (after = tlv_end(sp, p, s3, 0)) == 0)
+            goto out;
+        if (found || t.cls != 0 || t.tag != V_ASN1_SEQUENCE || !t.cons) {
+            if (copy_out(&env, sp, p, after) != 0)
+                goto out;
+            continue;
+        }
+        found = 1;
+        /* EncryptedContentInfo { contentType, algorithm, [0] content } */
+        if (children(sp, p, s3, &t, &first, &stop, &after) != 0)
+            goto out;
+        for (q = first; q < stop;) {
+            size_t qe;
+            if (rd_tlv(sp, q, stop, &c) != 0 ||
+                (qe = tlv_end(sp, q, stop, 0)) == 0)
+                goto out;
+            if (c.cls == V_ASN1_CONTEXT_SPECIFIC && c.tag == 0 && e->n == 0) {
+                if (env_pieces(sp, q, stop, &c, e) != 0)
+                    goto out;
+            } else if (copy_out(&eci, sp, q, qe) != 0) {
+                goto out;
+            }
+            q = qe;
+        }
+        if (e->n == 0 || wrap(&env, V_ASN1_SEQUENCE, 0, &eci) != 0)
+            goto out;
+    }
+    if (!found || wrap(&tmp, V_ASN1_SEQUENCE, 0, &env) != 0 ||
+        wrap(&ci, 0, V_ASN1_CONTEXT_SPECIFIC, &tmp) != 0 ||
+        wrap(&out, V_ASN1_SEQUENCE, 0, &ci) != 0 ||
+        (e->skel = OPENSSL_malloc(out.len)) == NULL)
+        goto out;
+    memcpy(e->skel, out.data, out.len);
+    e->skellen = out.len;
+    rc = 0;
+out:
+    if (rc != 0)
+        smm_cms_env_free(e);
+    smm_buf_free(&ci);
+    smm_buf_free(&env);
+    smm_buf_free(&eci);
+    smm_buf_free(&tmp);
+    smm_buf_free(&out);
+    return rc;
+}
+
 /*
  * The content-encryption algorithm of (Auth)EnvelopedData, read from the
  * DER: ContentInfo { OID, [0] { version, [0] originatorInfo OPTIONAL,
@@ -526,7 +945,7 @@ serves(const struct smm_key *k, char *const *addrs, size_t n)
 
 smm_status
 smm_cms_decrypt(CMS_ContentInfo *cms, const struct smm_keystore *ks,
-                char *const *rcpts, size_t nrcpts, BIO *out,
+                char *const *rcpts, size_t nrcpts, BIO *dcont, BIO *out,
                 const struct smm_key **used, struct smm_err *err)
 {
     STACK_OF(CMS_RecipientInfo) *ris = CMS_get0_RecipientInfos(cms);
@@ -574,7 +993,8 @@ smm_cms_decrypt(CMS_ContentInfo *cms, const struct smm_keystore *ks,
                     ERR_clear_error();
                     if (CMS_decrypt_set1_pkey_and_peer(cms, k->pkey, k->cert,
                                                        NULL) == 1 &&
-                        CMS_decrypt(cms, NULL, NULL, NULL, out, CMS_BINARY) ==
+                        (dcont == NULL || BIO_reset(dcont) == 1) &&
+                        CMS_decrypt(cms, NULL, NULL, dcont, out, CMS_BINARY) ==
                             1) {
                         *used = k;
                         return SMM_OK;
@@ -885,9 +1305,18 @@ smm_cms_verify(CMS_ContentInfo *cms, BIO *dcont, BIO *out,
     memset(res, 0, sizeof(*res));
     sig_set(res, SMM_SIG_PERMERROR, "no signer");
     ERR_clear_error();
-    if ((certs = CMS_get1_certs(cms)) == NULL &&
-        (certs = sk_X509_new_null()) == NULL)
+    if (o->msg_certs != NULL) { /* parsed apart (smm_cms_parse_cached) */
+        if ((certs = sk_X509_new_null()) == NULL)
+            return smm_err_set(err, SMM_ENOMEM, "out of memory");
+        for (i = 0; i < sk_X509_num(o->msg_certs); i++) {
+            X509 *x = sk_X509_value(o->msg_certs, i);
+            if (X509_up_ref(x) && !sk_X509_push(certs, x))
+                X509_free(x);
+        }
+    } else if ((certs = CMS_get1_certs(cms)) == NULL &&
+               (certs = sk_X509_new_null()) == NULL) {
         return smm_err_set(err, SMM_ENOMEM, "out of memory");
+    }
     for (i = 0; o->extra != NULL && i < sk_X509_num(o->extra); i++) {
         X509 *x = sk_X509_value(o->extra, i);
         if (X509_up_ref(x) && !sk_X509_push(certs, x))

@@ -24,10 +24,17 @@
  * sink), whatever happened.
  *
  * Inbound: smm_cms_parse() reads DER and says what it is;
+ * smm_cms_parse_cached() does the same but takes a SignedData's
+ * certificates from a cache of decoded ones (smm_x509cache.h);
  * smm_cms_decrypt() finds a key of the store for one of the RecipientInfos
  * (issuer and serial, or subject key identifier; key transport or key
  * agreement; every key in the store counts, expired ones too; keys of the
- * given recipient addresses first) and writes the content; smm_cms_verify()
+ * given recipient addresses first) and writes the content (read from
+ * dcont when the ciphertext is not in the structure);
+ * smm_cms_env_split() reads an (Auth)EnvelopedData from a spool as a small
+ * structure without its ciphertext and the places of the ciphertext, so a
+ * large message is decrypted from the spool without being held in memory
+ * (-1: not a structure it reads; parse it whole); smm_cms_verify()
  * digests the content (dcont for a detached signature, else the embedded one,
  * copied to out when out is not NULL) and judges every signer: signature, chain
  * to the trust anchors at o->now with the "smime_sign" purpose (key usage,
@@ -49,6 +56,7 @@
 
 #include "smm_err.h"
 #include "smm_keystore.h"
+#include "smm_spool.h"
 #include "smm_trust.h"
 
 smm_status smm_cms_sign(const struct smm_key *, const struct smm_key *, BIO *,
@@ -86,7 +94,10 @@ enum smm_sig_result {
 
 struct smm_verify_opts {
     const struct smm_trust *trust;
-    STACK_OF(X509) * extra; /* certificates known for the sender, or NULL */
+    STACK_OF(X509) * extra;     /* certificates known for the sender, or NULL */
+    STACK_OF(X509) * msg_certs; /* the certificates the SignedData carried,
+                                   when smm_cms_parse_cached() took them
+                                   out; NULL: they are in the CMS */
     time_t now;
     const char *from; /* the From address, or NULL */
     int min_key_bits;
@@ -103,15 +114,30 @@ struct smm_sig {
     STACK_OF(X509) * certs; /* pass only: the certificates it carried */
 };
 
+struct smm_x509cache;
 CMS_ContentInfo *smm_cms_parse(const unsigned char *, size_t,
                                enum smm_cms_kind *, struct smm_err *);
+CMS_ContentInfo *smm_cms_parse_cached(const unsigned char *, size_t,
+                                      struct smm_x509cache *,
+                                      enum smm_cms_kind *, STACK_OF(X509) **,
+                                      struct smm_err *);
 void smm_cms_cipher_name(const unsigned char *, size_t, char *, size_t);
 smm_status smm_cms_decrypt(CMS_ContentInfo *, const struct smm_keystore *,
-                           char *const *, size_t, BIO *,
+                           char *const *, size_t, BIO *, BIO *,
                            const struct smm_key **, struct smm_err *);
 smm_status smm_cms_verify(CMS_ContentInfo *, BIO *, BIO *,
                           const struct smm_verify_opts *, struct smm_sig *,
                           struct smm_err *);
+/* an (Auth)EnvelopedData read from a spool without its ciphertext */
+struct smm_cms_env {
+    unsigned char *skel; /* the ContentInfo without encryptedContent */
+    size_t skellen;
+    int auth;      /* AuthEnvelopedData */
+    size_t n, cap; /* the ciphertext: n pieces of the spool */
+    size_t *off, *len;
+};
+int smm_cms_env_split(struct smm_spool *, size_t, struct smm_cms_env *);
+void smm_cms_env_free(struct smm_cms_env *);
 const char *smm_sig_result_name(enum smm_sig_result);
 void smm_sig_clear(struct smm_sig *);
 smm_status smm_crypto_init(struct smm_err *);

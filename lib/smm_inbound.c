@@ -108,21 +108,21 @@ static smm_status
 put_crlf(struct smm_spool *o, const char *p, size_t n, int *cr,
          struct smm_err *err)
 {
-    size_t i, start = 0;
+    const char *start = p, *end = p + n, *lf;
     smm_status st;
 
-    for (i = 0; i < n; i++) {
-        if (p[i] == '\n' && !(i > 0 ? p[i - 1] == '\r' : *cr)) {
-            if ((st = smm_spool_write(o, p + start, i - start, err)) !=
+    for (lf = p; (lf = memchr(lf, '\n', (size_t)(end - lf))) != NULL; lf++) {
+        if (lf > p ? lf[-1] != '\r' : !*cr) {
+            if ((st = smm_spool_write(o, start, (size_t)(lf - start), err)) !=
                     SMM_OK ||
                 (st = smm_spool_write(o, "\r", 1, err)) != SMM_OK)
                 return st;
-            start = i;
+            start = lf;
         }
     }
     if (n > 0)
         *cr = p[n - 1] == '\r';
-    return smm_spool_write(o, p + start, n - start, err);
+    return smm_spool_write(o, start, (size_t)(end - start), err);
 }
 
 /* A canonical (CRLF) copy of a region into a new spool. */
@@ -168,9 +168,9 @@ static int
 rr_line(struct rr *r, char *line, size_t sz, size_t *start, size_t *total,
         size_t *eol)
 {
-    size_t got = 0, n = 0;
+    size_t got = 0, n = 0, avail, take, keep;
+    const char *b, *nl;
     ssize_t rd;
-    char ch;
 
     if (r->pos >= r->end)
         return 0;
@@ -189,17 +189,28 @@ rr_line(struct rr *r, char *line, size_t sz, size_t *start, size_t *total,
             r->bpos = r->pos;
             r->blen = (size_t)rd;
         }
-        ch = r->buf[r->pos - r->bpos];
-        r->pos++;
-        n++;
-        if (ch == '\n') {
+        /* the buffered bytes up to the line end, or all of them */
+        b = r->buf + (r->pos - r->bpos);
+        avail = r->bpos + r->blen - r->pos;
+        if (avail > r->end - r->pos)
+            avail = r->end - r->pos;
+        nl = memchr(b, '\n', avail);
+        take = nl != NULL ? (size_t)(nl - b) : avail;
+        keep = got + 1 < sz ? sz - 1 - got : 0;
+        if (keep > take)
+            keep = take;
+        memcpy(line + got, b, keep);
+        got += keep;
+        r->pos += take;
+        n += take;
+        if (nl != NULL) {
+            r->pos++;
+            n++;
             *eol = got > 0 && line[got - 1] == '\r' ? 2 : 1;
             if (*eol == 2)
                 got--;
             break;
         }
-        if (got + 1 < sz)
-            line[got++] = ch;
     }
     line[got < sz ? got : sz - 1] = '\0';
     *total = n;
@@ -445,6 +456,48 @@ decode_body(const struct ent *e, unsigned char **out, size_t *outlen,
     return SMM_OK;
 }
 
+/* decode_body(), into a new spool: for the ciphertext of a large message */
+static smm_status
+decode_to_spool(struct in_ctx *c, const struct ent *e, struct smm_spool **out,
+                struct smm_err *err)
+{
+    GMimeContentEncoding enc = e->cte != NULL
+                                   ? g_mime_content_encoding_from_string(e->cte)
+                                   : GMIME_CONTENT_ENCODING_DEFAULT;
+    GMimeEncoding gs;
+    char in[16384], dec[2 * sizeof(in) + 64];
+    size_t done = 0, n_out;
+    ssize_t n;
+    int decode = enc == GMIME_CONTENT_ENCODING_BASE64 ||
+                 enc == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE ||
+                 enc == GMIME_CONTENT_ENCODING_UUENCODE;
+    smm_status st;
+
+    if (e->len > IN_MAX_CMS * 2)
+        return smm_err_set(err, SMM_EPARSE, "CMS object too large");
+    if ((st = new_spool(c, out, err)) != SMM_OK)
+        return st;
+    if (decode)
+        g_mime_encoding_init_decode(&gs, enc);
+    while (done < e->len) {
+        size_t want = e->len - done < sizeof(in) ? e->len - done : sizeof(in);
+        if ((n = smm_spool_pread(e->sp, in, want, e->off + done)) <= 0)
+            return smm_err_set(err, SMM_EIO, "reading the message body");
+        done += (size_t)n;
+        n_out =
+            decode ? g_mime_encoding_step(&gs, in, (size_t)n, dec) : (size_t)n;
+        if ((st = smm_spool_write(*out, decode ? dec : in, n_out, err)) !=
+            SMM_OK)
+            return st;
+    }
+    if (decode) {
+        n_out = g_mime_encoding_flush(&gs, NULL, 0, dec);
+        if ((st = smm_spool_write(*out, dec, n_out, err)) != SMM_OK)
+            return st;
+    }
+    return SMM_OK;
+}
+
 /* ------------------------------------------------------------- layers */
 
 static struct layer *
@@ -562,16 +615,41 @@ do_pkcs7(struct in_ctx *c, struct ent *e, int may_change, const char *part,
     smm_status st;
     size_t i;
     int top = may_change && c->dec_no == NULL && c->dec_key == NULL;
+    STACK_OF(X509) *certs = NULL;
+    struct smm_spool *derspool = NULL, *plain = NULL;
+    struct smm_cms_env env = {0};
+    BIO *dcont = NULL, *sink = NULL;
 
-    if ((st = decode_body(e, &der, &derlen, err)) != SMM_OK) {
-        if (st != SMM_EPARSE)
-            return st;
-        snprintf(c->dec_error, sizeof(c->dec_error), "%s", err->msg);
-        goto corrupt;
+    /* A large message (its body went to disk): the DER goes to a spool
+     * and only the structure around the ciphertext is parsed, so that the
+     * message is decrypted from the spool, never held in memory. */
+    if (top && c->mem == 0) {
+        if ((st = decode_to_spool(c, e, &derspool, err)) != SMM_OK) {
+            if (st != SMM_EPARSE)
+                return st;
+            snprintf(c->dec_error, sizeof(c->dec_error), "%s", err->msg);
+            goto corrupt;
+        }
+        if (smm_cms_env_split(derspool, smm_spool_len(derspool), &env) == 0) {
+            if ((cms = smm_cms_parse(env.skel, env.skellen, &kind, &perr)) ==
+                NULL) {
+                snprintf(c->dec_error, sizeof(c->dec_error), "%s", perr.msg);
+                goto corrupt;
+            }
+        }
     }
-    if ((cms = smm_cms_parse(der, derlen, &kind, &perr)) == NULL) {
-        snprintf(c->dec_error, sizeof(c->dec_error), "%s", perr.msg);
-        goto corrupt;
+    if (cms == NULL) {
+        if ((st = decode_body(e, &der, &derlen, err)) != SMM_OK) {
+            if (st != SMM_EPARSE)
+                return st;
+            snprintf(c->dec_error, sizeof(c->dec_error), "%s", err->msg);
+            goto corrupt;
+        }
+        if ((cms = smm_cms_parse_cached(der, derlen, c->s->x509cache, &kind,
+                                        &certs, &perr)) == NULL) {
+            snprintf(c->dec_error, sizeof(c->dec_error), "%s", perr.msg);
+            goto corrupt;
+        }
     }
     if ((mem = BIO_new(BIO_s_mem())) == NULL) {
         st = smm_err_set(err, SMM_ENOMEM, "out of memory");
@@ -585,7 +663,11 @@ do_pkcs7(struct in_ctx *c, struct ent *e, int may_change, const char *part,
                 c->dec_no = "nested";
             goto out;
         }
-        smm_cms_cipher_name(der, derlen, c->cipher, sizeof(c->cipher));
+        if (env.skel != NULL)
+            smm_cms_cipher_name(env.skel, env.skellen, c->cipher,
+                                sizeof(c->cipher));
+        else
+            smm_cms_cipher_name(der, derlen, c->cipher, sizeof(c->cipher));
         for (i = 0; c->cipher[i] != '\0'; i++)
             c->cipher[i] = (char)tolower((unsigned char)c->cipher[i]);
         if (!c->s->cfg->decrypt) {
@@ -610,8 +692,16 @@ do_pkcs7(struct in_ctx *c, struct ent *e, int may_change, const char *part,
                 goto out;
             }
         }
-        st = smm_cms_decrypt(cms, c->s->ks, c->m->rcpts, c->m->nrcpts, mem, &k,
-                             &perr);
+        if (env.skel != NULL &&
+            ((st = new_spool(c, &plain, err)) != SMM_OK ||
+             (dcont = smm_spool_pieces_bio(derspool, env.off, env.len, env.n,
+                                           err)) == NULL ||
+             (sink = smm_spool_wbio(plain, err)) == NULL)) {
+            st = err->status;
+            goto out;
+        }
+        st = smm_cms_decrypt(cms, c->s->ks, c->m->rcpts, c->m->nrcpts, dcont,
+                             sink != NULL ? sink : mem, &k, &perr);
         if (st == SMM_ENOCERT) {
             c->dec_no = "no-key";
             c->unreadable = 1;
@@ -629,7 +719,10 @@ do_pkcs7(struct in_ctx *c, struct ent *e, int may_change, const char *part,
             goto out;
         }
         c->dec_key = k;
-        if ((st = bio_to_spool(c, mem, &content, err)) != SMM_OK ||
+        if ((plain != NULL
+                 ? (st = canon_copy(c, plain, 0, smm_spool_len(plain), &content,
+                                    err))
+                 : (st = bio_to_spool(c, mem, &content, err))) != SMM_OK ||
             (st = ent_of_spool(content, &inner, err)) != SMM_OK)
             goto out;
         if ((st = walk(c, &inner, 1, part, depth + 1, &inner_repl, err)) !=
@@ -643,6 +736,7 @@ do_pkcs7(struct in_ctx *c, struct ent *e, int may_change, const char *part,
         if ((l = new_layer(c, part)) == NULL)
             goto out;
         verify_opts(c, &vo);
+        vo.msg_certs = certs;
         if ((st = smm_cms_verify(cms, NULL, mem, &vo, &l->sig, err)) != SMM_OK)
             goto out;
         if (l->sig.result == SMM_SIG_PERMERROR)
@@ -672,7 +766,11 @@ corrupt:
 out:
     ent_free(&inner);
     BIO_free(mem);
+    BIO_free(dcont);
+    BIO_free(sink);
+    smm_cms_env_free(&env);
     CMS_ContentInfo_free(cms);
+    sk_X509_pop_free(certs, X509_free);
     free(der);
     return st;
 }
@@ -784,6 +882,7 @@ do_signed(struct in_ctx *c, struct ent *e, const struct ctinfo *ci,
     struct smm_err perr;
     struct layer *l;
     BIO *dcont = NULL, *mem = NULL;
+    STACK_OF(X509) *certs = NULL;
     smm_status st = SMM_OK;
 
     int more;
@@ -814,7 +913,8 @@ do_signed(struct in_ctx *c, struct ent *e, const struct ctinfo *ci,
         snprintf(l->sig.reason, sizeof(l->sig.reason), "%s", perr.msg);
         goto out;
     }
-    if ((cms = smm_cms_parse(der, derlen, &kind, &perr)) == NULL ||
+    if ((cms = smm_cms_parse_cached(der, derlen, c->s->x509cache, &kind, &certs,
+                                    &perr)) == NULL ||
         kind != SMM_CMS_SIGNED) {
         l->sig.result = SMM_SIG_PERMERROR;
         snprintf(l->sig.reason, sizeof(l->sig.reason), "%s",
@@ -822,6 +922,7 @@ do_signed(struct in_ctx *c, struct ent *e, const struct ctinfo *ci,
         goto out;
     }
     verify_opts(c, &vo);
+    vo.msg_certs = certs;
     if ((dcont = smm_spool_bio(signed_part, err)) == NULL) {
         st = err->status;
         goto out;
@@ -874,9 +975,10 @@ out:
     partlist_free(&pl);
     ent_free(&sigent);
     ent_free(&inner);
-    BIO_free(dcont);
+    BIO_free_all(dcont);
     BIO_free(mem);
     CMS_ContentInfo_free(cms);
+    sk_X509_pop_free(certs, X509_free);
     free(der);
     return st;
 }

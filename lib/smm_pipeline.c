@@ -221,7 +221,7 @@ sign_entity(const struct smm_state *s, struct smm_spool *canon, size_t mem,
     *outp = out;
     out = NULL;
 out:
-    BIO_free(bio);
+    BIO_free_all(bio);
     OPENSSL_free(der);
     smm_spool_free(out);
     return st;

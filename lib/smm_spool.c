@@ -86,6 +86,13 @@ spool_spill(struct smm_spool *sp, struct smm_err *err)
         return smm_err_set(err, SMM_EIO, "cannot create temp file in %s: %s",
                            sp->tmpdir, strerror(errno));
     (void)unlink(path);
+    /* every write appends, ours and those of a GMime stream on a dup()
+     * of it, so no write needs to seek first */
+    if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_APPEND) != 0) {
+        st = smm_err_set(err, SMM_EIO, "temp file: %s", strerror(errno));
+        close(fd);
+        return st;
+    }
     if ((st = write_all(fd, sp->mem->data, sp->mem->len, err)) != SMM_OK) {
         close(fd);
         return st;
@@ -109,12 +116,8 @@ smm_spool_write(struct smm_spool *sp, const void *p, size_t n,
             return st;
     if (sp->mem != NULL) {
         g_byte_array_append(sp->mem, p, (guint)n);
-    } else {
-        if (lseek(sp->fd, 0, SEEK_END) < 0)
-            return smm_err_set(err, SMM_EIO, "seek temp file: %s",
-                               strerror(errno));
-        if ((st = write_all(sp->fd, p, n, err)) != SMM_OK)
-            return st;
+    } else if ((st = write_all(sp->fd, p, n, err)) != SMM_OK) { /* O_APPEND */
+        return st;
     }
     sp->len += n;
     return SMM_OK;
@@ -145,17 +148,17 @@ smm_spool_spilled(const struct smm_spool *sp)
 ssize_t
 smm_spool_pread(struct smm_spool *sp, void *buf, size_t n, size_t off)
 {
-    size_t len = smm_spool_len(sp);
     ssize_t r;
 
-    if (off >= len)
-        return 0;
-    if (n > len - off)
-        n = len - off;
     if (sp->mem != NULL) {
+        if (off >= sp->mem->len)
+            return 0;
+        if (n > sp->mem->len - off)
+            n = sp->mem->len - off;
         memcpy(buf, sp->mem->data + off, n);
         return (ssize_t)n;
     }
+    /* (the file ends where it ends: no fstat() for every read) */
     do
         r = pread(sp->fd, buf, n, (off_t)off);
     while (r < 0 && errno == EINTR);
@@ -203,11 +206,15 @@ smm_spool_gmime_stream(struct smm_spool *sp, struct smm_err *err)
     return s;
 }
 
-/* A read-only BIO over the current contents.  The caller frees it. */
+/*
+ * A read-only BIO over the current contents.  The caller frees it with
+ * BIO_free_all(): for a temp file it is a 64 KiB read buffer in front of
+ * the file (OpenSSL's CMS code reads 1 KiB at a time).
+ */
 BIO *
 smm_spool_bio(struct smm_spool *sp, struct smm_err *err)
 {
-    BIO *b;
+    BIO *b, *buf;
     int fd;
 
     if (sp->mem != NULL) {
@@ -222,8 +229,16 @@ smm_spool_bio(struct smm_spool *sp, struct smm_err *err)
     if ((b = BIO_new_fd(fd, BIO_CLOSE)) == NULL) {
         close(fd);
         smm_err_ossl(err, SMM_ENOMEM, "BIO_new_fd");
+        return NULL;
     }
-    return b;
+    if ((buf = BIO_new(BIO_f_buffer())) == NULL ||
+        BIO_set_read_buffer_size(buf, 65536) != 1) {
+        BIO_free(buf);
+        BIO_free(b);
+        smm_err_ossl(err, SMM_ENOMEM, "BIO_f_buffer");
+        return NULL;
+    }
+    return BIO_push(buf, b);
 }
 
 /*
@@ -291,6 +306,134 @@ smm_spool_wbio(struct smm_spool *sp, struct smm_err *err)
         return NULL;
     }
     BIO_set_data(b, sp);
+    return b;
+}
+
+/*
+ * A read-only BIO over pieces of the spool, read one after the other (the
+ * ciphertext of an EnvelopedData, in one piece or in the OCTET STRINGs of
+ * a BER encoding).  BIO_reset() starts again at the first byte.
+ */
+struct rbio {
+    struct smm_spool *sp;
+    size_t n, i; /* pieces, current piece */
+    size_t done; /* bytes read from the current piece */
+    size_t *off, *len;
+};
+
+static int
+rbio_read(BIO *b, char *buf, int want)
+{
+    struct rbio *r = BIO_get_data(b);
+    size_t left;
+    ssize_t n;
+
+    BIO_clear_retry_flags(b);
+    while (r->i < r->n && r->done == r->len[r->i]) {
+        r->i++;
+        r->done = 0;
+    }
+    if (want <= 0 || r->i >= r->n)
+        return 0;
+    left = r->len[r->i] - r->done;
+    n = smm_spool_pread(r->sp, buf, left < (size_t)want ? left : (size_t)want,
+                        r->off[r->i] + r->done);
+    if (n <= 0) {
+        ERR_raise_data(ERR_LIB_SYS, n < 0 ? errno : EIO, "reading a temp file");
+        return -1;
+    }
+    r->done += (size_t)n;
+    return (int)n;
+}
+
+static long
+rbio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    struct rbio *r = BIO_get_data(b);
+
+    (void)num;
+    (void)ptr;
+    switch (cmd) {
+    case BIO_CTRL_RESET:
+        r->i = r->done = 0;
+        return 1;
+    case BIO_CTRL_EOF:
+        while (r->i < r->n && r->done == r->len[r->i]) {
+            r->i++;
+            r->done = 0;
+        }
+        return r->i >= r->n;
+    case BIO_CTRL_FLUSH:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static int
+rbio_destroy(BIO *b)
+{
+    struct rbio *r = BIO_get_data(b);
+
+    if (r != NULL) {
+        free(r->off);
+        free(r->len);
+        free(r);
+    }
+    BIO_set_data(b, NULL);
+    return 1;
+}
+
+static BIO_METHOD *rbio_method;
+static pthread_once_t rbio_once = PTHREAD_ONCE_INIT;
+
+static void
+rbio_method_init(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
+                                 "smm_spool pieces");
+
+    if (m != NULL &&
+        (!BIO_meth_set_read(m, rbio_read) || !BIO_meth_set_ctrl(m, rbio_ctrl) ||
+         !BIO_meth_set_create(m, wbio_create) ||
+         !BIO_meth_set_destroy(m, rbio_destroy))) {
+        BIO_meth_free(m);
+        m = NULL;
+    }
+    rbio_method = m;
+}
+
+/* A BIO reading the n pieces off[i], len[i] of the spool in turn (the
+ * arrays are copied).  The caller frees it, before the spool. */
+BIO *
+smm_spool_pieces_bio(struct smm_spool *sp, const size_t *off, const size_t *len,
+                     size_t n, struct smm_err *err)
+{
+    struct rbio *r = NULL;
+    BIO *b;
+
+    (void)pthread_once(&rbio_once, rbio_method_init);
+    if ((r = calloc(1, sizeof(*r))) == NULL ||
+        (r->off = calloc(n + 1, sizeof(*r->off))) == NULL ||
+        (r->len = calloc(n + 1, sizeof(*r->len))) == NULL) {
+        if (r != NULL)
+            free(r->off);
+        free(r);
+        smm_err_set(err, SMM_ENOMEM, "out of memory");
+        return NULL;
+    }
+    memcpy(r->off, off, n * sizeof(*off));
+    memcpy(r->len, len, n * sizeof(*len));
+    r->sp = sp;
+    r->n = n;
+    if (rbio_method == NULL || (b = BIO_new(rbio_method)) == NULL) {
+        free(r->off);
+        free(r->len);
+        free(r);
+        smm_err_ossl(err, SMM_ENOMEM, "BIO_new");
+        return NULL;
+    }
+    BIO_set_data(b, r);
     return b;
 }
 

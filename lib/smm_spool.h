@@ -12,7 +12,9 @@
  * the GMime stream, writing) objects owned by the caller; they share the
  * spool's storage, so use one at a time and do not free the spool before
  * them.  smm_spool_wbio() returns a write-only BIO that appends to the
- * spool (the caller frees it, before the spool).  A spool is owned by one
+ * spool, smm_spool_pieces_bio() a read-only BIO over pieces of it (the
+ * caller frees them, before the spool; smm_spool_bio()'s with
+ * BIO_free_all()).  A spool is owned by one
  * thread at a time.
  */
 #ifndef SMM_SPOOL_H
@@ -38,6 +40,8 @@ ssize_t smm_spool_pread(struct smm_spool *, void *, size_t, size_t);
 GMimeStream *smm_spool_gmime_stream(struct smm_spool *, struct smm_err *);
 BIO *smm_spool_bio(struct smm_spool *, struct smm_err *);
 BIO *smm_spool_wbio(struct smm_spool *, struct smm_err *);
+BIO *smm_spool_pieces_bio(struct smm_spool *, const size_t *, const size_t *,
+                          size_t, struct smm_err *);
 smm_status smm_spool_copy(struct smm_spool *, struct smm_spool *,
                           struct smm_err *);
 void smm_spool_free(struct smm_spool *);

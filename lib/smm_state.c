@@ -9,6 +9,7 @@
 #include <gmime/gmime.h>
 
 #include "smm_cache.h"
+#include "smm_x509cache.h"
 #include "smm_certstore.h"
 #include "smm_cms.h"
 #include "smm_ldap.h"
@@ -97,7 +98,8 @@ smm_state_load(const char *conffile, struct smm_state **out,
         smm_state_unref(s);
         return st;
     }
-    if ((s->cache = smm_cache_new((size_t)s->cfg->cache_size)) == NULL) {
+    if ((s->cache = smm_cache_new((size_t)s->cfg->cache_size)) == NULL ||
+        (s->x509cache = smm_x509cache_new(SMM_X509CACHE_SIZE)) == NULL) {
         smm_state_unref(s);
         return smm_err_set(err, SMM_ENOMEM, "out of memory");
     }
@@ -119,6 +121,7 @@ smm_state_unref(struct smm_state *s)
     if (s == NULL || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) > 0)
         return;
     smm_cache_free(s->cache);
+    smm_x509cache_free(s->x509cache);
     smm_policymap_free(s->policymap);
     sk_X509_pop_free(s->archive, X509_free);
     smm_ldap_free(s->ldap);

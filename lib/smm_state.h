@@ -7,9 +7,9 @@
  * certificate) are collected in diag.  Snapshots are reference-counted:
  * every message holds a reference from its first callback to its end, so
  * a reload (which swaps in a new snapshot) never mixes old and new state
- * within one message.  Everything is read-only but the certificate cache
- * and the LDAP connection pool, which lock internally; a reload starts
- * with an empty cache.
+ * within one message.  Everything is read-only but the certificate
+ * caches and the LDAP connection pool, which lock internally; a reload
+ * starts with empty caches.
  *
  * When a file the configuration names cannot be used, the error starts
  * with the configuration file and the line of that key
@@ -30,7 +30,11 @@
 
 #include <openssl/x509.h>
 
+/* certificates of incoming signatures kept decoded (smm_x509cache.h) */
+#define SMM_X509CACHE_SIZE 512
+
 struct smm_cache;
+struct smm_x509cache;
 struct smm_policymap;
 struct smm_certstore;
 struct smm_ldap;
@@ -44,6 +48,8 @@ struct smm_state {
     struct smm_certstore *harvest;   /* HarvestStore */
     struct smm_ldap *ldap;           /* NULL without LDAPURI */
     struct smm_cache *cache;         /* mutable, thread-safe */
+    struct smm_x509cache *x509cache; /* certificates of signed mail, decoded
+                                        once; mutable, thread-safe */
     struct smm_policymap *policymap; /* PolicyMap (maybe empty) */
     STACK_OF(X509) * archive;        /* ArchiveCertificates */
 };

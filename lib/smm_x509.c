@@ -202,8 +202,11 @@ smm_x509_fingerprint(X509 *x)
         return NULL;
     if ((out = malloc(mdlen * 2 + 1)) == NULL)
         return NULL;
-    for (i = 0; i < mdlen; i++)
-        snprintf(out + i * 2, 3, "%02x", md[i]);
+    for (i = 0; i < mdlen; i++) {
+        out[i * 2] = "0123456789abcdef"[md[i] >> 4];
+        out[i * 2 + 1] = "0123456789abcdef"[md[i] & 15];
+    }
+    out[mdlen * 2] = '\0';
     return out;
 }
 

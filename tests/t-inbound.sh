@@ -266,6 +266,26 @@ else
 fi
 smime_gpg_cleanup "$P"
 
+# ------------------------------------------ large messages (on disk)
+# Past MaxMemoryBody the body is in a temp file, and an EnvelopedData is
+# decrypted from there without being read whole: every encrypted message
+# above (OpenSSL, NSS, gpgsm; CBC, GCM, OAEP, ECDH, damaged) must come out
+# exactly as when it is handled in memory.
+SMALL=$(conf small MaxMemoryBody 64)
+n=0
+bad=0
+for m in m.env.aes-128-cbc m.env.aes-256-cbc m.env.aes-256-gcm m.oaep m.ski \
+    m.two m.nokey m.corrupt m.lie m.octet m.se m.oe m.triple m.triple2 \
+    m.nss.e m.gpgsm.e "m.ecdh carol@example.org" "m.old erin@example.org"; do
+    set -- $m
+    [ -f "$T/$1" ] || continue
+    process "$T/r1" "$T/$1" "$BASE" "${@:2}"
+    process "$T/r2" "$T/$1" "$SMALL" "${@:2}"
+    n=$((n + 1))
+    cmp -s "$T/r1" "$T/r2" || { bad=$((bad + 1)); echo "# $1: differs on disk"; }
+done
+tap_is "$bad" 0 "$n encrypted messages, body on disk: the same result as in memory"
+
 # -------------------------------------------------------------- forgeries
 {
     printf 'Authentication-Results: %s; smime=pass body.smime-identifier=ceo@example.org\r\n' "$ID"

@@ -92,6 +92,7 @@ static const struct keydef keys[] = {
     {"LDAPAttributes", K_WORDS, OFF(ldap_attrs),
      "userSMIMECertificate userCertificate;binary", NULL},
     {"LDAPTimeout", K_INT, OFF(ldap_timeout), "5", NULL},
+    {"LDAPRetryAfterTimeout", K_INT, OFF(ldap_retry_after_timeout), "10", NULL},
     {"LDAPSizeLimit", K_INT, OFF(ldap_size_limit), "10", NULL},
     {"LDAPPoolSize", K_INT, OFF(ldap_pool_size), "4", NULL},
     {"EncryptionPolicy", K_ENUM, OFF(encryption_policy), "opportunistic",

@@ -77,6 +77,7 @@ struct smm_config {
     char *ldap_filter;             /* LDAPFilter */
     struct smm_strlist ldap_attrs; /* LDAPAttributes */
     int ldap_timeout;              /* LDAPTimeout (seconds) */
+    int ldap_retry_after_timeout;  /* LDAPRetryAfterTimeout (seconds) */
     int ldap_size_limit;           /* LDAPSizeLimit */
     int ldap_pool_size;            /* LDAPPoolSize */
     /* outbound encryption */

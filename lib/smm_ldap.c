@@ -39,7 +39,9 @@ struct smm_ldap {
     char *filter;
     char **attrs; /* NULL-terminated */
     int timeout;  /* seconds per server */
+    int hold;     /* LDAPRetryAfterTimeout (seconds; 0: off) */
     int size_limit;
+    struct smm_ldap_srv *srv; /* per URI, under mu */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct smm_ldap_conn *conns;
@@ -49,6 +51,20 @@ struct smm_ldap {
 };
 
 #define WHYLEN 300
+
+/*
+ * A server whose failure took most of LDAPTimeout (hung, or a network that
+ * drops packets) is held down for LDAPRetryAfterTimeout seconds: lookups
+ * skip it and fail over at once, or fail at once (a temporary error) when
+ * no server is left, instead of each waiting the whole timeout again while
+ * mail piles up.  After the hold one lookup probes it; the others keep
+ * skipping it while the probe runs.  Quick failures (connection refused)
+ * cost nothing and are never held.
+ */
+struct smm_ldap_srv {
+    struct timespec until; /* held down before this (0: not held) */
+    char why[WHYLEN];      /* the failure that held it */
+};
 
 /* ---------------------------------------------------------------- time */
 
@@ -84,6 +100,61 @@ ms_since(const struct timespec *t0)
     clock_gettime(CLOCK_MONOTONIC, &now);
     return (double)(now.tv_sec - t0->tv_sec) * 1e3 +
            (double)(now.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/* Is server u held down?  If so, why says why and for how long.  The
+ * first caller after a hold ends becomes the probe. */
+static int
+srv_held(struct smm_ldap *l, size_t u, char *why, size_t whysz)
+{
+    struct smm_ldap_srv *sv = &l->srv[u];
+    struct timespec now;
+    long long ms;
+    int held = 0;
+
+    if (l->hold <= 0)
+        return 0;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    pthread_mutex_lock(&l->mu);
+    if (sv->until.tv_sec != 0) {
+        ms = (long long)(sv->until.tv_sec - now.tv_sec) * 1000 +
+             (sv->until.tv_nsec - now.tv_nsec) / 1000000;
+        if (ms > 0) {
+            held = 1;
+            snprintf(why, whysz, "held down for %lld s more after: %.200s",
+                     (ms + 999) / 1000, sv->why);
+        } else {
+            /* the probe: others skip the server while it runs */
+            sv->until = now;
+            sv->until.tv_sec += l->timeout + 1;
+        }
+    }
+    pthread_mutex_unlock(&l->mu);
+    return held;
+}
+
+/* Server u failed after elapsed ms (why), or answered (why NULL). */
+static void
+srv_result(struct smm_ldap *l, size_t u, double elapsed, const char *why)
+{
+    struct smm_ldap_srv *sv = &l->srv[u];
+    int hold = why != NULL && l->hold > 0 && elapsed >= l->timeout * 500.0;
+
+    pthread_mutex_lock(&l->mu);
+    if (hold) {
+        if (sv->until.tv_sec == 0)
+            smm_log(SMM_LOG_WARNING,
+                    "ldap: %s took %.1f s to fail; not asking it again for "
+                    "%d s (LDAPRetryAfterTimeout)",
+                    l->uris[u], elapsed / 1e3, l->hold);
+        clock_gettime(CLOCK_MONOTONIC, &sv->until);
+        sv->until.tv_sec += l->hold;
+        snprintf(sv->why, sizeof(sv->why), "%s", why);
+    } else {
+        sv->until.tv_sec = 0;
+        sv->until.tv_nsec = 0;
+    }
+    pthread_mutex_unlock(&l->mu);
 }
 
 /* Bound the next connect, TLS handshake or synchronous operation. */
@@ -513,7 +584,7 @@ smm_ldap_lookup(struct smm_ldap *l, const char *addr,
     struct smm_ldap_conn *c = NULL;
     LDAPMessage *msg = NULL;
     char *filter = NULL, why[WHYLEN], fails[SMM_ERR_MSGLEN], eaddr[256];
-    struct timespec t0, dl;
+    struct timespec t0, t1, dl;
     size_t u, skip = SIZE_MAX;
     int rc;
     smm_status st;
@@ -529,9 +600,12 @@ smm_ldap_lookup(struct smm_ldap *l, const char *addr,
         goto out;
     clock_gettime(CLOCK_MONOTONIC, &t0);
 
-    /* the server this handle is already bound to */
-    if (c->ld != NULL) {
+    /* the server this handle is already bound to, unless held down */
+    if (c->ld != NULL && srv_held(l, c->uri, why, sizeof(why))) {
+        conn_close(c);
+    } else if (c->ld != NULL) {
         u = c->uri;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
         deadline_set(&dl, l->timeout);
         rc = conn_search(l, c, filter, l->attrs, l->size_limit, &dl, &msg, why,
                          sizeof(why));
@@ -546,12 +620,13 @@ smm_ldap_lookup(struct smm_ldap *l, const char *addr,
         /* a dropped connection (server restarted, idle timeout) is
          * worth one new try, and a failure of that is logged below; a
          * hung or erring server gets no second chance */
-        if (rc == LDAP_SERVER_DOWN) {
+        if (rc == LDAP_SERVER_DOWN && ms_since(&t1) < l->timeout * 500.0) {
             smm_log(SMM_LOG_INFO, "ldap: %s: connection lost (%s); retrying",
                     l->uris[u], why);
         } else {
             smm_log(SMM_LOG_WARNING, "ldap: %s failed: %s; %s", l->uris[u], why,
                     l->nuris > 1 ? "failing over" : "no server left");
+            srv_result(l, u, ms_since(&t1), why);
             skip = u;
         }
     }
@@ -560,6 +635,11 @@ smm_ldap_lookup(struct smm_ldap *l, const char *addr,
     for (u = 0; u < l->nuris; u++) {
         if (u == skip)
             continue;
+        if (srv_held(l, u, why, sizeof(why))) {
+            note_failure(fails, sizeof(fails), l->uris[u], why);
+            continue;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t1);
         deadline_set(&dl, l->timeout);
         rc = conn_open(l, c, u, &dl, why, sizeof(why));
         if (rc == LDAP_SUCCESS)
@@ -573,6 +653,7 @@ smm_ldap_lookup(struct smm_ldap *l, const char *addr,
         }
         conn_close(c);
         note_failure(fails, sizeof(fails), l->uris[u], why);
+        srv_result(l, u, ms_since(&t1), why);
         if (u + 1 < l->nuris && !(u + 1 == skip && u + 2 >= l->nuris))
             smm_log(SMM_LOG_WARNING, "ldap: %s failed: %s; failing over",
                     l->uris[u], why);
@@ -585,6 +666,7 @@ smm_ldap_lookup(struct smm_ldap *l, const char *addr,
     goto out;
 
 found:
+    srv_result(l, c->uri, 0, NULL);
     if ((st = collect(c->ld, msg, res, err)) != SMM_OK)
         goto out;
     if ((res->server = strdup(l->uris[c->uri])) == NULL) {
@@ -741,6 +823,8 @@ smm_ldap_new(const struct smm_config *cfg, struct smm_ldap **out,
     l->nuris = cfg->ldap_uri.n;
     l->starttls = cfg->ldap_starttls;
     l->timeout = cfg->ldap_timeout;
+    l->hold =
+        cfg->ldap_retry_after_timeout > 0 ? cfg->ldap_retry_after_timeout : 0;
     l->size_limit = cfg->ldap_size_limit > 0 ? cfg->ldap_size_limit : 0;
     l->sasl_external = cfg->ldap_sasl_mech != NULL &&
                        strcasecmp(cfg->ldap_sasl_mech, "EXTERNAL") == 0;
@@ -748,6 +832,7 @@ smm_ldap_new(const struct smm_config *cfg, struct smm_ldap **out,
     if ((l->uris = calloc(l->nuris, sizeof(*l->uris))) == NULL ||
         (l->attrs = calloc(cfg->ldap_attrs.n + 1, sizeof(*l->attrs))) == NULL ||
         (l->conns = calloc(l->nconns, sizeof(*l->conns))) == NULL ||
+        (l->srv = calloc(l->nuris, sizeof(*l->srv))) == NULL ||
         (l->base = strdup(cfg->ldap_base != NULL ? cfg->ldap_base : "")) ==
             NULL ||
         (l->filter = strdup(cfg->ldap_filter != NULL && cfg->ldap_filter[0]
@@ -821,6 +906,7 @@ smm_ldap_free(struct smm_ldap *l)
     for (i = 0; l->conns != NULL && i < l->nconns; i++)
         conn_close(&l->conns[i]);
     free(l->conns);
+    free(l->srv);
     for (i = 0; l->uris != NULL && i < l->nuris; i++)
         free(l->uris[i]);
     free(l->uris);

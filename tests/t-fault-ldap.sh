@@ -108,6 +108,8 @@ d2=$(($(fault_count "$T/run" temp "$DIRFAIL") - before))
 kill -CONT $pids
 tap_check "fault 2: lookups to the frozen directory timed out and tempfailed mail ($d2 times 451 4.4.3)" -- \
     test "$d2" -ge 4
+tap_check "fault 2: the hung server was held down (LDAPRetryAfterTimeout), not waited for on every lookup" -- \
+    grep -q 'took [0-9.]* s to fail; not asking it again for 10 s' "$MILTER_LOG"
 
 wait "$sender"
 tap_is "$?" 0 "the sender had every message accepted in the end"

@@ -907,6 +907,126 @@ test_failover(void)
     }
 }
 
+/* LDAPRetryAfterTimeout: a hung server is skipped, then probed again */
+struct probe {
+    struct smm_ldap *l;
+    smm_status st;
+    double dt;
+};
+
+static void *
+probe_main(void *arg)
+{
+    struct probe *p = arg;
+    struct smm_ldap_result res;
+    struct smm_err err;
+    double t0 = now_s();
+
+    p->st = smm_ldap_lookup(p->l, "alice@example.org", &res, &err);
+    p->dt = now_s() - t0;
+    smm_ldap_result_free(&res);
+    return NULL;
+}
+
+static void
+test_hold(void)
+{
+    struct smm_config *c;
+    struct smm_ldap *l;
+    struct smm_ldap_result res;
+    struct smm_err err;
+    struct probe pr;
+    pthread_t th;
+    char uris[512], dead[64], hung[64];
+    double t0, dt;
+    smm_status st;
+
+    snprintf(dead, sizeof(dead), "ldap://127.0.0.1:%d/", closed_port());
+    snprintf(hung, sizeof(hung), "ldap://127.0.0.1:%d/", hang.port);
+
+    /* hung and alone: held for 2 s, then one probe, others still skip */
+    c = mkcfg(hung, 1, 2);
+    c->ldap_retry_after_timeout = 2;
+    if ((l = mkldap(c, "hold")) != NULL) {
+        log_reset();
+        t0 = now_s();
+        lookup_is(l, "alice@example.org", SMM_ETEMP, 0, "hold: first ETEMP");
+        dt = now_s() - t0;
+        ok(dt >= 0.9, "hold: the first lookup waited the timeout (%.3f s)", dt);
+        has_str(log_text, "not asking it again for 2 s",
+                "hold: the hold is logged");
+        t0 = now_s();
+        err.msg[0] = '\0';
+        st = smm_ldap_lookup(l, "alice@example.org", &res, &err);
+        dt = now_s() - t0;
+        is_int(st, SMM_ETEMP, "hold: second lookup ETEMP");
+        ok(dt < 0.5, "hold: second lookup fails at once (%.3f s)", dt);
+        has_str(err.msg, "held down for", "hold: the error says held down");
+        has_str(err.msg, "Timed out", "hold: ... and why");
+        smm_ldap_result_free(&res);
+        usleep(2100 * 1000);
+        pr.l = l;
+        pthread_create(&th, NULL, probe_main, &pr);
+        usleep(300 * 1000);
+        t0 = now_s();
+        lookup_is(l, "alice@example.org", SMM_ETEMP, 0,
+                  "hold: during the probe, ETEMP");
+        dt = now_s() - t0;
+        ok(dt < 0.5, "hold: during the probe others skip it (%.3f s)", dt);
+        pthread_join(th, NULL);
+        is_int(pr.st, SMM_ETEMP, "hold over: the probe asks the server");
+        ok(pr.dt >= 0.9, "hold over: the probe waited the timeout (%.3f s)",
+           pr.dt);
+        smm_ldap_free(l);
+    }
+
+    /* hung first, real second: after one timeout straight to the second */
+    snprintf(uris, sizeof(uris), "%s %s", hung, env_uri);
+    if ((l = mkldap(mkcfg(uris, 1, 2), "hold, failover")) != NULL) {
+        lookup_is(l, "alice@example.org", SMM_OK, 1,
+                  "hold, failover: first lookup answered");
+        /* the second pool handle is not bound yet: without the hold it
+         * would try the hung server first */
+        t0 = now_s();
+        pr.l = l;
+        pthread_create(&th, NULL, probe_main, &pr);
+        st = smm_ldap_lookup(l, "alice@example.org", &res, &err);
+        dt = now_s() - t0;
+        pthread_join(th, NULL);
+        ok(st == SMM_OK && pr.st == SMM_OK, "hold, failover: both answered");
+        ok(dt < 0.5 && pr.dt < 0.5,
+           "hold, failover: the hung server is skipped (%.3f s, %.3f s)", dt,
+           pr.dt);
+        smm_ldap_result_free(&res);
+        smm_ldap_free(l);
+    }
+
+    /* LDAPRetryAfterTimeout 0: every lookup waits again */
+    c = mkcfg(hung, 1, 1);
+    c->ldap_retry_after_timeout = 0;
+    if ((l = mkldap(c, "no hold")) != NULL) {
+        lookup_is(l, "alice@example.org", SMM_ETEMP, 0, "no hold: first");
+        t0 = now_s();
+        lookup_is(l, "alice@example.org", SMM_ETEMP, 0, "no hold: second");
+        dt = now_s() - t0;
+        ok(dt >= 0.9, "no hold: the second lookup waits again (%.3f s)", dt);
+        smm_ldap_free(l);
+    }
+
+    /* a refused connection is quick and never held */
+    if ((l = mkldap(mkcfg(dead, 1, 1), "refused")) != NULL) {
+        lookup_is(l, "alice@example.org", SMM_ETEMP, 0, "refused: first");
+        err.msg[0] = '\0';
+        st = smm_ldap_lookup(l, "alice@example.org", &res, &err);
+        is_int(st, SMM_ETEMP, "refused: second ETEMP");
+        ok(strstr(err.msg, "held down") == NULL &&
+               strstr(err.msg, "Can't contact") != NULL,
+           "refused: asked again, not held (%s)", err.msg);
+        smm_ldap_result_free(&res);
+        smm_ldap_free(l);
+    }
+}
+
 static void
 test_reconnect(void)
 {
@@ -1186,6 +1306,7 @@ main(void)
     test_found();
     test_reuse();
     test_failover();
+    test_hold();
     test_reconnect();
     test_bind();
     test_threads();

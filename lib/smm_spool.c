@@ -184,26 +184,243 @@ dup_at_start(struct smm_spool *sp, struct smm_err *err)
 }
 
 /*
+ * A GMime stream over a temp file.  GMime's own file stream seeks before
+ * every 4 KiB read or write and fsync()s on flush; this one reads with
+ * pread() through a 64 KiB cache, appends through smm_spool_write(), and
+ * flushes nothing (the file is a scratch copy).  Substreams (the parser's
+ * parts) share the spool and have caches of their own.
+ */
+#define SS_CACHE 65536
+
+typedef struct {
+    GMimeStream parent;
+    struct smm_spool *sp; /* not owned */
+    char *cache;
+    gint64 coff; /* file offset of cache[0] */
+    size_t clen;
+    size_t cap; /* size of cache */
+    gboolean eos;
+} SmmSpoolStream;
+
+typedef struct {
+    GMimeStreamClass parent_class;
+} SmmSpoolStreamClass;
+
+GType smm_spool_stream_get_type(void);
+G_DEFINE_TYPE(SmmSpoolStream, smm_spool_stream, GMIME_TYPE_STREAM)
+
+static GMimeStream *ss_new(struct smm_spool *, gint64, gint64);
+
+static ssize_t
+ss_read(GMimeStream *s, char *buf, size_t len)
+{
+    SmmSpoolStream *ss = (SmmSpoolStream *)s;
+    gint64 pos = s->position;
+    size_t want;
+    ssize_t r;
+
+    if (s->bound_end != -1 && pos >= s->bound_end) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (s->bound_end != -1 && (gint64)len > s->bound_end - pos)
+        len = (size_t)(s->bound_end - pos);
+    if (len == 0)
+        return 0;
+    if (ss->cache == NULL || pos < ss->coff ||
+        pos >= ss->coff + (gint64)ss->clen) {
+        if (ss->cache == NULL) {
+            /* a part's substream needs no more than the part: a message
+             * of many small parts must not cost 64 KiB for each */
+            ss->cap = SS_CACHE;
+            if (s->bound_end != -1 &&
+                s->bound_end - s->bound_start < (gint64)ss->cap)
+                ss->cap = (size_t)(s->bound_end - s->bound_start);
+            if ((ss->cache = g_try_malloc(ss->cap)) == NULL) {
+                errno = ENOMEM;
+                return -1;
+            }
+        }
+        want = ss->cap;
+        if (s->bound_end != -1 && (gint64)want > s->bound_end - pos)
+            want = (size_t)(s->bound_end - pos);
+        do
+            r = pread(ss->sp->fd, ss->cache, want, (off_t)pos);
+        while (r < 0 && errno == EINTR);
+        if (r < 0)
+            return -1;
+        ss->coff = pos;
+        ss->clen = (size_t)r;
+        if (r == 0) {
+            ss->eos = TRUE;
+            return 0;
+        }
+    }
+    if (len > (size_t)(ss->coff + (gint64)ss->clen - pos))
+        len = (size_t)(ss->coff + (gint64)ss->clen - pos);
+    memcpy(buf, ss->cache + (pos - ss->coff), len);
+    s->position += (gint64)len;
+    return (ssize_t)len;
+}
+
+static ssize_t
+ss_write(GMimeStream *s, const char *buf, size_t len)
+{
+    SmmSpoolStream *ss = (SmmSpoolStream *)s;
+
+    if (s->bound_end != -1) { /* (only the whole file is written) */
+        errno = EINVAL;
+        return -1;
+    }
+    if (smm_spool_write(ss->sp, buf, len, NULL) != SMM_OK)
+        return -1;
+    ss->clen = 0;
+    s->position += (gint64)len;
+    return (ssize_t)len;
+}
+
+static int
+ss_flush(GMimeStream *s)
+{
+    (void)s;
+    return 0;
+}
+
+static int
+ss_close(GMimeStream *s)
+{
+    (void)s;
+    return 0;
+}
+
+static gboolean
+ss_eos(GMimeStream *s)
+{
+    if (s->bound_end != -1)
+        return s->position >= s->bound_end;
+    return ((SmmSpoolStream *)s)->eos;
+}
+
+static int
+ss_reset(GMimeStream *s)
+{
+    s->position = s->bound_start;
+    ((SmmSpoolStream *)s)->eos = FALSE;
+    return 0;
+}
+
+static gint64
+ss_length(GMimeStream *s)
+{
+    SmmSpoolStream *ss = (SmmSpoolStream *)s;
+
+    if (s->bound_end != -1)
+        return s->bound_end - s->bound_start;
+    return (gint64)smm_spool_len(ss->sp) - s->bound_start;
+}
+
+static gint64
+ss_seek(GMimeStream *s, gint64 offset, GMimeSeekWhence whence)
+{
+    SmmSpoolStream *ss = (SmmSpoolStream *)s;
+    gint64 real;
+
+    switch (whence) {
+    case GMIME_STREAM_SEEK_SET:
+        real = offset;
+        break;
+    case GMIME_STREAM_SEEK_CUR:
+        real = s->position + offset;
+        break;
+    default: /* GMIME_STREAM_SEEK_END */
+        real = s->bound_start + ss_length(s) + offset;
+        break;
+    }
+    if (real < s->bound_start || (s->bound_end != -1 && real > s->bound_end)) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (real < s->position)
+        ss->eos = FALSE;
+    s->position = real;
+    return real;
+}
+
+static gint64
+ss_tell(GMimeStream *s)
+{
+    return s->position;
+}
+
+static GMimeStream *
+ss_substream(GMimeStream *s, gint64 start, gint64 end)
+{
+    return ss_new(((SmmSpoolStream *)s)->sp, start, end);
+}
+
+static void
+ss_finalize(GObject *o)
+{
+    g_free(((SmmSpoolStream *)o)->cache);
+    G_OBJECT_CLASS(smm_spool_stream_parent_class)->finalize(o);
+}
+
+static void
+smm_spool_stream_class_init(SmmSpoolStreamClass *klass)
+{
+    GMimeStreamClass *sc = GMIME_STREAM_CLASS(klass);
+
+    G_OBJECT_CLASS(klass)->finalize = ss_finalize;
+    sc->read = ss_read;
+    sc->write = ss_write;
+    sc->flush = ss_flush;
+    sc->close = ss_close;
+    sc->eos = ss_eos;
+    sc->reset = ss_reset;
+    sc->seek = ss_seek;
+    sc->tell = ss_tell;
+    sc->length = ss_length;
+    sc->substream = ss_substream;
+}
+
+static void
+smm_spool_stream_init(SmmSpoolStream *ss)
+{
+    ss->sp = NULL;
+    ss->cache = NULL;
+    ss->coff = 0;
+    ss->clen = 0;
+    ss->cap = 0;
+    ss->eos = FALSE;
+}
+
+static GMimeStream *
+ss_new(struct smm_spool *sp, gint64 start, gint64 end)
+{
+    SmmSpoolStream *ss = g_object_new(smm_spool_stream_get_type(), NULL);
+
+    g_mime_stream_construct(GMIME_STREAM(ss), start, end);
+    ss->sp = sp;
+    return GMIME_STREAM(ss);
+}
+
+/*
  * A GMime stream over the spool, positioned at the start.  Reading sees the
- * current contents; writing appends (memory) or writes at the position
- * (file).  The caller unrefs it.
+ * current contents; writing appends.  The caller unrefs it.
  */
 GMimeStream *
 smm_spool_gmime_stream(struct smm_spool *sp, struct smm_err *err)
 {
     GMimeStream *s;
-    int fd;
 
+    (void)err;
     if (sp->mem != NULL) {
         s = g_mime_stream_mem_new();
         /* not owned: the spool keeps the array */
         g_mime_stream_mem_set_byte_array(GMIME_STREAM_MEM(s), sp->mem);
         return s;
     }
-    if ((fd = dup_at_start(sp, err)) < 0)
-        return NULL;
-    s = g_mime_stream_fs_new(fd);
-    return s;
+    return ss_new(sp, 0, -1);
 }
 
 /*

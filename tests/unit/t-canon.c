@@ -14,8 +14,10 @@
 #include "smm_mime.h"
 #include "tap.h"
 
+/* The canonical entity of msg, its body and the output kept in memory or
+ * (mem 0) in temp files. */
 static char *
-canon(const char *msg, size_t *outlen)
+canon_in(const char *msg, size_t *outlen, size_t mem)
 {
     struct smm_message *m;
     struct smm_spool *sp;
@@ -24,10 +26,10 @@ canon(const char *msg, size_t *outlen)
     char *out;
     size_t len;
 
-    smm_message_new(1 << 20, 0, "/tmp", &m, &err);
+    smm_message_new(mem, 0, "/tmp", &m, &err);
     smm_message_read(fp, m, &err);
     fclose(fp);
-    smm_spool_new(1 << 20, "/tmp", &sp, &err);
+    smm_spool_new(mem, "/tmp", &sp, &err);
     if (smm_mime_canonical_entity(m, 32, 1000, sp, &err) != SMM_OK) {
         printf("# canonical_entity: %s\n", err.msg);
         smm_spool_free(sp);
@@ -42,6 +44,12 @@ canon(const char *msg, size_t *outlen)
     smm_spool_free(sp);
     smm_message_free(m);
     return out;
+}
+
+static char *
+canon(const char *msg, size_t *outlen)
+{
+    return canon_in(msg, outlen, 1 << 20);
 }
 
 /* every LF preceded by CR, every byte 7-bit and non-NUL, lines <= 998 */
@@ -289,6 +297,14 @@ main(void)
         if (cases[i].not_in_out != NULL)
             ok(strstr(out, cases[i].not_in_out) == NULL,
                "%s: output lacks \"%s\"", cases[i].name, cases[i].not_in_out);
+        {
+            size_t flen = 0;
+            char *f = canon_in(in, &flen, 0);
+            ok(f != NULL && flen == len && memcmp(f, out, len) == 0,
+               "%s: the same bytes with the message in temp files",
+               cases[i].name);
+            free(f);
+        }
         o = parse(out);
         dec = o != NULL ? decoded_leaf(o, cases[i].type, cases[i].sub) : NULL;
         if (cases[i].want_decoded != NULL) {

@@ -10,6 +10,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1046,15 +1047,27 @@ walk(struct in_ctx *c, struct ent *e, int may_change, const char *part,
 
 /* ----------------------------------------------- Authentication-Results */
 
+/* The host name, read once per process (a system call per message
+ * otherwise). */
+static char host_name[256];
+static pthread_once_t host_once = PTHREAD_ONCE_INIT;
+
+static void
+read_host_name(void)
+{
+    if (gethostname(host_name, sizeof(host_name)) != 0 || host_name[0] == '\0')
+        snprintf(host_name, sizeof(host_name), "localhost");
+    host_name[sizeof(host_name) - 1] = '\0';
+}
+
 /* The authserv-id: AuthservID, else the host name. */
 const char *
 smm_authserv_id(const struct smm_config *cfg, char *buf, size_t sz)
 {
     if (cfg->authserv_id != NULL && *cfg->authserv_id != '\0')
         return cfg->authserv_id;
-    if (gethostname(buf, sz) != 0 || buf[0] == '\0')
-        snprintf(buf, sz, "localhost");
-    buf[sz - 1] = '\0';
+    (void)pthread_once(&host_once, read_host_name);
+    snprintf(buf, sz, "%s", host_name);
     return buf;
 }
 

@@ -14,6 +14,7 @@
 #include <openssl/evp.h>
 
 #include "smm_certblob.h"
+#include "smm_b64.h"
 #include "smm_cms.h"
 #include "smm_inbound.h"
 #include "smm_log.h"
@@ -87,15 +88,13 @@ static smm_status
 b64_line(struct b64 *b, const unsigned char *p, size_t n, struct smm_err *err)
 {
     smm_status st;
-    int k;
 
     if (b->outlen + 80 > sizeof(b->out)) {
         if ((st = smm_spool_write(b->o, b->out, b->outlen, err)) != SMM_OK)
             return st;
         b->outlen = 0;
     }
-    k = EVP_EncodeBlock(b->out + b->outlen, p, (int)n);
-    b->outlen += (size_t)k;
+    b->outlen += smm_b64_encode((char *)b->out + b->outlen, p, n);
     b->out[b->outlen++] = '\r';
     b->out[b->outlen++] = '\n';
     return SMM_OK;

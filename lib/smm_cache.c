@@ -10,14 +10,15 @@
 #include <string.h>
 
 #include "smm_cache.h"
+#include "smm_lru.h"
 
 struct centry {
+    struct smm_lru_link lru; /* first: see smm_lru.h */
     char *key;
     STACK_OF(X509) * certs; /* empty = negative */
     unsigned caps;          /* SMIMECapabilities seen (smm_certblob.h) */
     time_t expires;
-    struct centry *hnext;       /* hash chain */
-    struct centry *prev, *next; /* LRU list, most recent first */
+    struct centry *hnext; /* hash chain */
 };
 
 struct smm_cache {
@@ -25,7 +26,7 @@ struct smm_cache {
     struct centry **buckets;
     size_t nbuckets;
     size_t n, max;
-    struct centry *head, *tail;
+    struct smm_lru lru; /* most recent first */
     struct smm_cache_stats st;
 };
 
@@ -74,32 +75,6 @@ smm_cache_new(size_t max)
     return c;
 }
 
-static void
-lru_unlink(struct smm_cache *c, struct centry *e)
-{
-    if (e->prev != NULL)
-        e->prev->next = e->next;
-    else
-        c->head = e->next;
-    if (e->next != NULL)
-        e->next->prev = e->prev;
-    else
-        c->tail = e->prev;
-    e->prev = e->next = NULL;
-}
-
-static void
-lru_push_front(struct smm_cache *c, struct centry *e)
-{
-    e->next = c->head;
-    e->prev = NULL;
-    if (c->head != NULL)
-        c->head->prev = e;
-    c->head = e;
-    if (c->tail == NULL)
-        c->tail = e;
-}
-
 static struct centry **
 find_slot(struct smm_cache *c, const char *key)
 {
@@ -124,7 +99,7 @@ remove_entry(struct smm_cache *c, struct centry **slot)
     struct centry *e = *slot;
 
     *slot = e->hnext;
-    lru_unlink(c, e);
+    smm_lru_unlink(&c->lru, &e->lru);
     entry_free(e);
     c->n--;
 }
@@ -170,8 +145,8 @@ smm_cache_get(struct smm_cache *c, const char *addr, time_t now,
     if (e == NULL) {
         c->st.misses++;
     } else {
-        lru_unlink(c, e);
-        lru_push_front(c, e);
+        smm_lru_unlink(&c->lru, &e->lru);
+        smm_lru_push_front(&c->lru, &e->lru);
         if (sk_X509_num(e->certs) > 0) {
             c->st.hits++;
             *certs = copy_certs(e->certs);
@@ -231,10 +206,10 @@ smm_cache_put(struct smm_cache *c, const char *addr, STACK_OF(X509) * certs,
         remove_entry(c, slot); /* *slot is now the rest of the chain */
     e->hnext = *slot;
     *slot = e;
-    lru_push_front(c, e);
+    smm_lru_push_front(&c->lru, &e->lru);
     c->n++;
-    while (c->n > c->max && c->tail != NULL) {
-        struct centry *old = c->tail;
+    while (c->n > c->max && c->lru.tail != NULL) {
+        struct centry *old = (struct centry *)c->lru.tail;
         remove_entry(c, find_slot(c, old->key));
         c->st.evictions++;
     }
@@ -276,8 +251,8 @@ smm_cache_free(struct smm_cache *c)
 
     if (c == NULL)
         return;
-    for (e = c->head; e != NULL; e = next) {
-        next = e->next;
+    for (e = (struct centry *)c->lru.head; e != NULL; e = next) {
+        next = (struct centry *)e->lru.next;
         entry_free(e);
     }
     free(c->buckets);

@@ -11,22 +11,23 @@
 
 #include <openssl/err.h>
 
+#include "smm_lru.h"
 #include "smm_x509cache.h"
 
 struct xentry {
+    struct smm_lru_link lru; /* first: see smm_lru.h */
     unsigned char *der;
     size_t len;
     uint64_t hash;
     X509 *x;
-    struct xentry *hnext;       /* hash chain */
-    struct xentry *prev, *next; /* LRU list, most recent first */
+    struct xentry *hnext; /* hash chain */
 };
 
 struct smm_x509cache {
     pthread_mutex_t lock;
     struct xentry **buckets;
     size_t nbuckets, n, max;
-    struct xentry *head, *tail;
+    struct smm_lru lru; /* most recent first */
 };
 
 static uint64_t
@@ -60,32 +61,6 @@ smm_x509cache_new(size_t max)
     return c;
 }
 
-static void
-lru_unlink(struct smm_x509cache *c, struct xentry *e)
-{
-    if (e->prev != NULL)
-        e->prev->next = e->next;
-    else
-        c->head = e->next;
-    if (e->next != NULL)
-        e->next->prev = e->prev;
-    else
-        c->tail = e->prev;
-    e->prev = e->next = NULL;
-}
-
-static void
-lru_push_front(struct smm_x509cache *c, struct xentry *e)
-{
-    e->next = c->head;
-    e->prev = NULL;
-    if (c->head != NULL)
-        c->head->prev = e;
-    c->head = e;
-    if (c->tail == NULL)
-        c->tail = e;
-}
-
 static struct xentry **
 find_slot(struct smm_x509cache *c, const unsigned char *der, size_t len,
           uint64_t h)
@@ -110,13 +85,13 @@ entry_free(struct xentry *e)
 static void
 evict(struct smm_x509cache *c)
 {
-    struct xentry *e = c->tail, **pp;
+    struct xentry *e = (struct xentry *)c->lru.tail, **pp;
 
     if (e == NULL)
         return;
     pp = find_slot(c, e->der, e->len, e->hash);
     *pp = e->hnext;
-    lru_unlink(c, e);
+    smm_lru_unlink(&c->lru, &e->lru);
     entry_free(e);
     c->n--;
 }
@@ -133,8 +108,8 @@ smm_x509cache_get(struct smm_x509cache *c, const unsigned char *der, size_t len)
         return NULL;
     pthread_mutex_lock(&c->lock);
     if ((e = *find_slot(c, der, len, h)) != NULL) {
-        lru_unlink(c, e);
-        lru_push_front(c, e);
+        smm_lru_unlink(&c->lru, &e->lru);
+        smm_lru_push_front(&c->lru, &e->lru);
         if (X509_up_ref(e->x))
             x = e->x;
     }
@@ -166,7 +141,7 @@ smm_x509cache_get(struct smm_x509cache *c, const unsigned char *der, size_t len)
         return x;
     }
     *slot = e;
-    lru_push_front(c, e);
+    smm_lru_push_front(&c->lru, &e->lru);
     if (++c->n > c->max)
         evict(c);
     pthread_mutex_unlock(&c->lock);
@@ -180,8 +155,8 @@ smm_x509cache_free(struct smm_x509cache *c)
 
     if (c == NULL)
         return;
-    for (e = c->head; e != NULL; e = next) {
-        next = e->next;
+    for (e = (struct xentry *)c->lru.head; e != NULL; e = next) {
+        next = (struct xentry *)e->lru.next;
         entry_free(e);
     }
     pthread_mutex_destroy(&c->lock);

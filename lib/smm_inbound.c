@@ -408,59 +408,14 @@ classify(const struct ent *e, struct ctinfo *ci)
 
 /* ------------------------------------------------------------ decoding */
 
-/* The decoded body of e (Content-Transfer-Encoding undone), in memory. */
+/* Undo e's Content-Transfer-Encoding, handing the bytes to sink as they
+ * come. */
+typedef smm_status (*decode_sink)(void *arg, const char *p, size_t n,
+                                  struct smm_err *err);
+
 static smm_status
-decode_body(const struct ent *e, unsigned char **out, size_t *outlen,
+decode_each(const struct ent *e, decode_sink sink, void *arg,
             struct smm_err *err)
-{
-    GMimeContentEncoding enc = e->cte != NULL
-                                   ? g_mime_content_encoding_from_string(e->cte)
-                                   : GMIME_CONTENT_ENCODING_DEFAULT;
-    GMimeEncoding st;
-    char in[16384], dec[2 * sizeof(in) + 64];
-    struct smm_buf b = {0};
-    size_t done = 0, n_out;
-    ssize_t n;
-    int decode = enc == GMIME_CONTENT_ENCODING_BASE64 ||
-                 enc == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE ||
-                 enc == GMIME_CONTENT_ENCODING_UUENCODE;
-
-    *out = NULL;
-    *outlen = 0;
-    if (e->len > IN_MAX_CMS * 2)
-        return smm_err_set(err, SMM_EPARSE, "CMS object too large");
-    if (decode)
-        g_mime_encoding_init_decode(&st, enc);
-    while (done < e->len) {
-        size_t want = e->len - done < sizeof(in) ? e->len - done : sizeof(in);
-        if ((n = smm_spool_pread(e->sp, in, want, e->off + done)) <= 0) {
-            smm_buf_free(&b);
-            return smm_err_set(err, SMM_EIO, "reading the message body");
-        }
-        done += (size_t)n;
-        n_out =
-            decode ? g_mime_encoding_step(&st, in, (size_t)n, dec) : (size_t)n;
-        if (smm_buf_append(&b, decode ? dec : in, n_out) != SMM_OK) {
-            smm_buf_free(&b);
-            return smm_err_set(err, SMM_ENOMEM, "out of memory");
-        }
-    }
-    if (decode) {
-        n_out = g_mime_encoding_flush(&st, NULL, 0, dec);
-        if (smm_buf_append(&b, dec, n_out) != SMM_OK) {
-            smm_buf_free(&b);
-            return smm_err_set(err, SMM_ENOMEM, "out of memory");
-        }
-    }
-    *out = (unsigned char *)b.data; /* the caller frees it */
-    *outlen = b.len;
-    return SMM_OK;
-}
-
-/* decode_body(), into a new spool: for the ciphertext of a large message */
-static smm_status
-decode_to_spool(struct in_ctx *c, const struct ent *e, struct smm_spool **out,
-                struct smm_err *err)
 {
     GMimeContentEncoding enc = e->cte != NULL
                                    ? g_mime_content_encoding_from_string(e->cte)
@@ -476,8 +431,6 @@ decode_to_spool(struct in_ctx *c, const struct ent *e, struct smm_spool **out,
 
     if (e->len > IN_MAX_CMS * 2)
         return smm_err_set(err, SMM_EPARSE, "CMS object too large");
-    if ((st = new_spool(c, out, err)) != SMM_OK)
-        return st;
     if (decode)
         g_mime_encoding_init_decode(&gs, enc);
     while (done < e->len) {
@@ -487,16 +440,62 @@ decode_to_spool(struct in_ctx *c, const struct ent *e, struct smm_spool **out,
         done += (size_t)n;
         n_out =
             decode ? g_mime_encoding_step(&gs, in, (size_t)n, dec) : (size_t)n;
-        if ((st = smm_spool_write(*out, decode ? dec : in, n_out, err)) !=
-            SMM_OK)
+        if ((st = sink(arg, decode ? dec : in, n_out, err)) != SMM_OK)
             return st;
     }
     if (decode) {
         n_out = g_mime_encoding_flush(&gs, NULL, 0, dec);
-        if ((st = smm_spool_write(*out, dec, n_out, err)) != SMM_OK)
+        if ((st = sink(arg, dec, n_out, err)) != SMM_OK)
             return st;
     }
     return SMM_OK;
+}
+
+static smm_status
+to_buf(void *arg, const char *p, size_t n, struct smm_err *err)
+{
+    if (smm_buf_append(arg, p, n) != SMM_OK)
+        return smm_err_set(err, SMM_ENOMEM, "out of memory");
+    return SMM_OK;
+}
+
+static smm_status
+to_spool(void *arg, const char *p, size_t n, struct smm_err *err)
+{
+    return smm_spool_write(arg, p, n, err);
+}
+
+/* The decoded body of e (Content-Transfer-Encoding undone), in memory. */
+static smm_status
+decode_body(const struct ent *e, unsigned char **out, size_t *outlen,
+            struct smm_err *err)
+{
+    struct smm_buf b = {0};
+    smm_status st;
+
+    *out = NULL;
+    *outlen = 0;
+    if ((st = decode_each(e, to_buf, &b, err)) != SMM_OK) {
+        smm_buf_free(&b);
+        return st;
+    }
+    *out = (unsigned char *)b.data; /* the caller frees it */
+    *outlen = b.len;
+    return SMM_OK;
+}
+
+/* decode_body(), into a new spool: for the ciphertext of a large message */
+static smm_status
+decode_to_spool(struct in_ctx *c, const struct ent *e, struct smm_spool **out,
+                struct smm_err *err)
+{
+    smm_status st;
+
+    if (e->len > IN_MAX_CMS * 2)
+        return smm_err_set(err, SMM_EPARSE, "CMS object too large");
+    if ((st = new_spool(c, out, err)) != SMM_OK)
+        return st;
+    return decode_each(e, to_spool, *out, err);
 }
 
 /* ------------------------------------------------------------- layers */

@@ -37,8 +37,7 @@ fail(struct mp_conn *c, const char *fmt, ...)
     return -1;
 }
 
-/* Write both pieces, as one segment when they fit (a header written on
- * its own would wait for the peer's delayed ACK under Nagle). */
+/* Write both pieces with as few system calls as the kernel allows. */
 static int
 write_all(struct mp_conn *c, const void *a, size_t an, const void *b, size_t bn)
 {
@@ -48,6 +47,10 @@ write_all(struct mp_conn *c, const void *a, size_t an, const void *b, size_t bn)
     int i = 0;
 
     while (i < 2) {
+        if (iov[i].iov_len == 0) {
+            i++;
+            continue;
+        }
         memset(&mh, 0, sizeof(mh));
         mh.msg_iov = iov + i;
         mh.msg_iovlen = (size_t)(2 - i);
@@ -66,25 +69,64 @@ write_all(struct mp_conn *c, const void *a, size_t an, const void *b, size_t bn)
     return 0;
 }
 
+/* Send what is queued (see mp_send). */
+static int
+flush(struct mp_conn *c)
+{
+    int r = 0;
+
+    if (c->wlen > 0)
+        r = write_all(c, c->wbuf, c->wlen, NULL, 0);
+    c->wlen = 0;
+    return r;
+}
+
+/* Fill p with n bytes, through the connection's read buffer: one read()
+ * usually brings a whole burst of replies, so a reply costs no system
+ * call of its own. */
 static int
 read_all(struct mp_conn *c, void *p, size_t n)
 {
     ssize_t r;
+    size_t k;
 
     while (n > 0) {
-        r = read(c->fd, p, n);
-        if (r < 0 && errno == EINTR)
+        if (c->rpos == c->rlen) {
+            if (n >= sizeof(c->rbuf)) { /* a large packet: straight in */
+                r = read(c->fd, p, n);
+            } else {
+                r = read(c->fd, c->rbuf, sizeof(c->rbuf));
+                if (r > 0) {
+                    c->rpos = 0;
+                    c->rlen = (size_t)r;
+                    continue;
+                }
+            }
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r < 0)
+                return fail(c, "read from the milter: %s", strerror(errno));
+            if (r == 0)
+                return fail(c, "the milter closed the connection");
+            p = (char *)p + r;
+            n -= (size_t)r;
             continue;
-        if (r < 0)
-            return fail(c, "read from the milter: %s", strerror(errno));
-        if (r == 0)
-            return fail(c, "the milter closed the connection");
-        p = (char *)p + r;
-        n -= (size_t)r;
+        }
+        k = c->rlen - c->rpos < n ? c->rlen - c->rpos : n;
+        memcpy(p, c->rbuf + c->rpos, k);
+        c->rpos += k;
+        p = (char *)p + k;
+        n -= k;
     }
     return 0;
 }
 
+/*
+ * Like Postfix's buffered stream: a packet is queued, and the queue goes
+ * out when a reply is awaited (or when it is full), so the macros and
+ * their command, or all the header fields and the body that need no
+ * answer, reach the milter in one write.
+ */
 int
 mp_send(struct mp_conn *c, char cmd, const void *data, size_t len)
 {
@@ -93,7 +135,17 @@ mp_send(struct mp_conn *c, char cmd, const void *data, size_t len)
 
     memcpy(hdr, &n, 4);
     hdr[4] = (unsigned char)cmd;
-    return write_all(c, hdr, 5, data, len);
+    if (c->wlen + 5 + len > sizeof(c->wbuf)) {
+        if (flush(c) != 0)
+            return -1;
+        if (5 + len > sizeof(c->wbuf))
+            return write_all(c, hdr, 5, data, len);
+    }
+    memcpy(c->wbuf + c->wlen, hdr, 5);
+    if (len > 0)
+        memcpy(c->wbuf + c->wlen + 5, data, len);
+    c->wlen += 5 + len;
+    return 0;
 }
 
 int
@@ -102,7 +154,7 @@ mp_recv(struct mp_conn *c)
     uint32_t n;
     char cmd;
 
-    if (read_all(c, &n, 4) != 0)
+    if (flush(c) != 0 || read_all(c, &n, 4) != 0)
         return -1;
     n = ntohl(n);
     if (n == 0 || n > MAXPKT)
@@ -218,8 +270,8 @@ void
 mp_close(struct mp_conn *c)
 {
     if (c->fd >= 0) {
-        if (c->err[0] == '\0')
-            (void)mp_send(c, SMFIC_QUIT, NULL, 0);
+        if (c->err[0] == '\0' && mp_send(c, SMFIC_QUIT, NULL, 0) == 0)
+            (void)flush(c);
         close(c->fd);
     }
     c->fd = -1;
@@ -402,5 +454,5 @@ mp_eom(struct mp_conn *c, mp_mod_fn *fn, void *arg)
 int
 mp_abort(struct mp_conn *c)
 {
-    return mp_send(c, SMFIC_ABORT, NULL, 0);
+    return mp_send(c, SMFIC_ABORT, NULL, 0) == 0 ? flush(c) : -1;
 }

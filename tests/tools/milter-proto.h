@@ -31,6 +31,10 @@ struct mp_conn {
     size_t len;
     size_t cap;
     char err[160];
+    size_t rpos, rlen; /* unread bytes: rbuf[rpos..rlen) */
+    char rbuf[16384];
+    size_t wlen; /* queued for the milter: wbuf[0..wlen) */
+    char wbuf[65536];
 };
 
 /* One modification action read at end of message (see mp_eom). */
@@ -52,6 +56,8 @@ int mp_open(struct mp_conn *, const char *spec);
 /* Send SMFIC_QUIT (when the connection is still usable), close, free. */
 void mp_close(struct mp_conn *);
 
+/* Queue a packet; it is sent, with the others queued, before the next
+ * read (mp_recv), by mp_abort and mp_close, or when the queue is full. */
 int mp_send(struct mp_conn *, char cmd, const void *data, size_t len);
 int mp_recv(struct mp_conn *);
 /* SMFIC_MACRO for stage (SMFIC_CONNECT, SMFIC_MAIL, SMFIC_BODYEOB, ...),

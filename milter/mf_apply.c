@@ -13,10 +13,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <libmilter/mfdef.h>
+
 #include "mf.h"
 #include "smm_log.h"
 
-#define MF_BODY_CHUNK 65536
+/* libmilter sends at most MILTER_CHUNK_SIZE (65535) bytes per packet: a
+ * bigger piece would go out as a full packet plus a tiny one */
+#define MF_BODY_CHUNK MILTER_CHUNK_SIZE
 #define MF_REPLY_MAX 900 /* libmilter refuses reply texts over 980 bytes */
 
 /*

@@ -331,7 +331,7 @@ conn_open(struct mp_conn *c)
     char dn[300], *cmac[1];
     int r;
 
-    if (mp_open(c, cfg.sock) != 0)
+    if (mp_open(c, cfg.sock, MP_OFFER_ALL) != 0)
         return -1;
     snprintf(dn, sizeof(dn), "{daemon_name}=%s", cfg.daemon);
     cmac[0] = dn;

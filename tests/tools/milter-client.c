@@ -7,7 +7,13 @@
  *       [-C name=value]... (macros sent with CONNECT)
  *       [-M name=value]... (macros sent with MAIL)
  *       [-E name=value]... (macros sent with EOM)
- *       [-x command] (run with system() just before EOM)
+ *       [-y command] (run with system() once the milter has accepted
+ *       the connection, before MAIL)
+ *       [-x command] (run with system() just before EOM, once what
+ *       came before it has been sent)
+ *       [-A] (offer no no-reply steps, as an MTA older than Sendmail
+ *       8.14 / Postfix 2.6: every step is answered, so with -x the
+ *       milter has surely started the message before the command runs)
  *       [-H 'Name: value']... (fields sent after the message's own; C
  *       escapes \r \n \t \\ \xNN in the value, for what a file cannot
  *       hold, such as a bare LF; the protocol cannot carry NUL)
@@ -165,16 +171,18 @@ int
 main(int argc, char **argv)
 {
     struct kv cmac = {0}, mmac = {0}, emac = {0}, hdrs = {0};
-    const char *sock = NULL, *ip = "127.0.0.1", *from = NULL, *pre = NULL;
+    const char *sock = NULL, *ip = "127.0.0.1", *from = NULL, *pre = NULL,
+               *pre_mail = NULL;
     char *rcpts[64], buf[65536];
     int nrcpt = 0, c, i, rc, r;
+    uint32_t offer = MP_OFFER_ALL;
     size_t off;
     struct smm_message *m;
     struct smm_result res;
     struct smm_err err;
     ssize_t n;
 
-    while ((c = getopt(argc, argv, "s:i:C:M:E:x:f:r:H:")) != -1) {
+    while ((c = getopt(argc, argv, "s:i:C:M:E:x:y:Af:r:H:")) != -1) {
         switch (c) {
         case 's':
             sock = optarg;
@@ -193,6 +201,14 @@ main(int argc, char **argv)
         }
         case 'x':
             pre = optarg;
+            break;
+        case 'y':
+            pre_mail = optarg;
+            break;
+        case 'A':
+            offer &= ~(uint32_t)(SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_MAIL |
+                                 SMFIP_NR_RCPT | SMFIP_NR_DATA | SMFIP_NR_UNKN |
+                                 SMFIP_NR_EOH | SMFIP_NR_BODY | SMFIP_NR_HDR);
             break;
         case 'H':
             if (strchr(optarg, ':') == NULL || hdrs.n == 32)
@@ -225,11 +241,13 @@ main(int argc, char **argv)
         if (smm_message_add_header(m, hdrs.v[i], v) != SMM_OK)
             die("out of memory");
     }
-    chk(mp_open(&conn, sock));
+    chk(mp_open(&conn, sock, offer));
     chk(mp_macros(&conn, SMFIC_CONNECT, cmac.v, cmac.n));
     if ((r = chk(mp_connect_info(&conn, "client.example", ip, 12345))) !=
         SMFIR_CONTINUE)
         goto refused;
+    if (pre_mail != NULL && system(pre_mail) != 0)
+        fprintf(stderr, "milter-client: -y command failed\n");
     chk(mp_macros(&conn, SMFIC_MAIL, mmac.v, mmac.n));
     if ((r = chk(mp_mail(&conn, from))) != SMFIR_CONTINUE)
         goto refused;
@@ -246,7 +264,7 @@ main(int argc, char **argv)
          off += (size_t)n)
         if ((r = chk(mp_body(&conn, buf, (size_t)n))) != SMFIR_CONTINUE)
             goto refused;
-    if (pre != NULL && system(pre) != 0)
+    if (pre != NULL && chk(mp_flush(&conn)) == 0 && system(pre) != 0)
         fprintf(stderr, "milter-client: -x command failed\n");
     chk(mp_macros(&conn, SMFIC_BODYEOB, emac.v, emac.n));
     r = chk(mp_eom(&conn, on_mod, &res));

@@ -69,9 +69,8 @@ write_all(struct mp_conn *c, const void *a, size_t an, const void *b, size_t bn)
     return 0;
 }
 
-/* Send what is queued (see mp_send). */
-static int
-flush(struct mp_conn *c)
+int
+mp_flush(struct mp_conn *c)
 {
     int r = 0;
 
@@ -136,7 +135,7 @@ mp_send(struct mp_conn *c, char cmd, const void *data, size_t len)
     memcpy(hdr, &n, 4);
     hdr[4] = (unsigned char)cmd;
     if (c->wlen + 5 + len > sizeof(c->wbuf)) {
-        if (flush(c) != 0)
+        if (mp_flush(c) != 0)
             return -1;
         if (5 + len > sizeof(c->wbuf))
             return write_all(c, hdr, 5, data, len);
@@ -154,7 +153,7 @@ mp_recv(struct mp_conn *c)
     uint32_t n;
     char cmd;
 
-    if (flush(c) != 0 || read_all(c, &n, 4) != 0)
+    if (mp_flush(c) != 0 || read_all(c, &n, 4) != 0)
         return -1;
     n = ntohl(n);
     if (n == 0 || n > MAXPKT)
@@ -243,7 +242,7 @@ dial(struct mp_conn *c, const char *spec)
 }
 
 int
-mp_open(struct mp_conn *c, const char *spec)
+mp_open(struct mp_conn *c, const char *spec, uint32_t offer)
 {
     uint32_t v[3];
 
@@ -251,10 +250,10 @@ mp_open(struct mp_conn *c, const char *spec)
     c->fd = -1;
     if (dial(c, spec) != 0)
         return -1;
-    /* version 6, every action, every protocol step offered */
+    /* version 6, every action, the protocol steps offered */
     v[0] = htonl(SMFI_PROT_VERSION);
     v[1] = htonl(0x1ff);
-    v[2] = htonl(0x1fffff);
+    v[2] = htonl(offer);
     if (mp_send(c, SMFIC_OPTNEG, v, sizeof(v)) != 0)
         return -1;
     if (mp_recv(c) != SMFIC_OPTNEG || c->len < 12)
@@ -271,7 +270,7 @@ mp_close(struct mp_conn *c)
 {
     if (c->fd >= 0) {
         if (c->err[0] == '\0' && mp_send(c, SMFIC_QUIT, NULL, 0) == 0)
-            (void)flush(c);
+            (void)mp_flush(c);
         close(c->fd);
     }
     c->fd = -1;
@@ -454,5 +453,5 @@ mp_eom(struct mp_conn *c, mp_mod_fn *fn, void *arg)
 int
 mp_abort(struct mp_conn *c)
 {
-    return mp_send(c, SMFIC_ABORT, NULL, 0) == 0 ? flush(c) : -1;
+    return mp_send(c, SMFIC_ABORT, NULL, 0) == 0 ? mp_flush(c) : -1;
 }

@@ -50,15 +50,21 @@ struct mp_mod {
 
 typedef void mp_mod_fn(const struct mp_mod *, void *);
 
+/* Every protocol step and no-reply flag an MTA can offer (SMFIP_*) */
+#define MP_OFFER_ALL 0x1fffffu
+
 /* Connect to "unix:/path" or "inet:PORT@HOST" and negotiate version 6
- * with every action and protocol step offered. */
-int mp_open(struct mp_conn *, const char *spec);
+ * with every action and the protocol flags in offer (MP_OFFER_ALL, or
+ * fewer, as an older MTA would). */
+int mp_open(struct mp_conn *, const char *spec, uint32_t offer);
 /* Send SMFIC_QUIT (when the connection is still usable), close, free. */
 void mp_close(struct mp_conn *);
 
 /* Queue a packet; it is sent, with the others queued, before the next
  * read (mp_recv), by mp_abort and mp_close, or when the queue is full. */
 int mp_send(struct mp_conn *, char cmd, const void *data, size_t len);
+/* Send the queued packets now. */
+int mp_flush(struct mp_conn *);
 int mp_recv(struct mp_conn *);
 /* SMFIC_MACRO for stage (SMFIC_CONNECT, SMFIC_MAIL, SMFIC_BODYEOB, ...),
  * from n strings "name=value"; nothing is sent when n is 0. */

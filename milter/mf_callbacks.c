@@ -45,6 +45,7 @@ struct conn {
     struct msg *msg;
     unsigned long pflags; /* protocol flags agreed at negotiation */
     int connected;        /* counted by mf_conn_enter() */
+    int restarting;       /* MAIL came while draining: 451 4.3.2 at EOM */
 };
 
 static void
@@ -73,6 +74,20 @@ no_reply(const struct conn *c, unsigned long bit)
     return c != NULL && (c->pflags & bit) != 0 ? SMFIS_NOREPLY : SMFIS_CONTINUE;
 }
 
+/* ... and the answer when the step failed but a reply was agreed */
+static sfsistat
+no_reply_or(const struct conn *c, unsigned long bit, sfsistat rc)
+{
+    return c != NULL && (c->pflags & bit) != 0 ? SMFIS_NOREPLY : rc;
+}
+
+static void
+set_restarting(SMFICTX *ctx)
+{
+    (void)smfi_setreply(ctx, "451", "4.3.2",
+                        "S/MIME gateway restarting, try again later");
+}
+
 static char *
 macro_dup(SMFICTX *ctx, const char *name)
 {
@@ -82,12 +97,15 @@ macro_dup(SMFICTX *ctx, const char *name)
 }
 
 /*
- * Actions we need, steps we skip, and steps the MTA need not wait for: a
- * header field or body chunk is only stored (a failure to store it
+ * Actions we need, steps we skip, and steps the MTA need not wait for:
+ * MAIL FROM, a header field or a body chunk is only stored (a failure
  * tempfails the message at its end), so answering each one would only
- * cost a round trip.  libmilter emulates the no-reply steps for an MTA
- * that does not know them.  The connection state is created here so that
- * it can remember what was agreed.
+ * cost a round trip.  So is RCPT TO, unless SplitRecipients answers some
+ * recipients 452 (a connection agreed without replies to RCPT does not
+ * split, even when a reload turns SplitRecipients on).  libmilter
+ * emulates the no-reply steps for an MTA that does not know them.  The
+ * connection state is created here so that it can remember what was
+ * agreed.
  */
 static sfsistat
 cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
@@ -97,7 +115,9 @@ cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
     unsigned long want_act =
         SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_CHGBODY | SMFIF_QUARANTINE;
     unsigned long skip = SMFIP_NOHELO | SMFIP_NOUNKNOWN | SMFIP_NODATA |
-                         SMFIP_NOEOH | SMFIP_NR_HDR | SMFIP_NR_BODY;
+                         SMFIP_NOEOH | SMFIP_NR_MAIL | SMFIP_NR_RCPT |
+                         SMFIP_NR_HDR | SMFIP_NR_BODY;
+    struct smm_state *st;
     struct conn *c;
 
     (void)f2;
@@ -114,7 +134,10 @@ cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
         c = NULL;
     }
     if (c == NULL) /* no state to remember it: answer every step */
-        skip &= ~(SMFIP_NR_HDR | SMFIP_NR_BODY);
+        skip &= ~(SMFIP_NR_MAIL | SMFIP_NR_RCPT | SMFIP_NR_HDR | SMFIP_NR_BODY);
+    if ((st = mf_state_get()) == NULL || st->cfg->split_recipients)
+        skip &= ~SMFIP_NR_RCPT;
+    smm_state_unref(st);
     *pf0 = want_act;
     *pf1 = f1 & skip;
     *pf2 = 0;
@@ -164,6 +187,15 @@ cb_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *sa)
     return SMFIS_CONTINUE;
 }
 
+/* Storing failed: keep reading, the verdict at the end is tempfail. */
+static void
+msg_failed(struct msg *mg, const char *why)
+{
+    if (!mg->failed)
+        snprintf(mg->fail_msg, sizeof(mg->fail_msg), "%s", why);
+    mg->failed = 1;
+}
+
 static sfsistat
 cb_envfrom(SMFICTX *ctx, char **argv)
 {
@@ -173,22 +205,27 @@ cb_envfrom(SMFICTX *ctx, char **argv)
     const struct smm_config *cfg;
 
     if (c == NULL)
-        return SMFIS_TEMPFAIL;
+        return SMFIS_TEMPFAIL; /* (no state: no SMFIP_NR_MAIL either) */
     msg_free(c->msg);
     c->msg = NULL;
+    c->restarting = 0;
     if (mf_msg_enter() != 0) {
-        (void)smfi_setreply(ctx, "451", "4.3.2",
-                            "S/MIME gateway restarting, try again later");
+        if (c->pflags & SMFIP_NR_MAIL) { /* the answer waits for EOM */
+            c->restarting = 1;
+            return SMFIS_NOREPLY;
+        }
+        set_restarting(ctx);
         return SMFIS_TEMPFAIL;
     }
     if ((mg = calloc(1, sizeof(*mg))) == NULL) {
         mf_msg_leave();
-        return SMFIS_TEMPFAIL;
+        return no_reply_or(c, SMFIP_NR_MAIL, SMFIS_TEMPFAIL);
     }
     clock_gettime(CLOCK_MONOTONIC, &mg->t0);
     if ((mg->state = mf_state_get()) == NULL) {
+        mf_msg_leave();
         free(mg);
-        return SMFIS_TEMPFAIL;
+        return no_reply_or(c, SMFIP_NR_MAIL, SMFIS_TEMPFAIL);
     }
     cfg = mg->state->cfg;
     if (smm_message_new(cfg->max_memory_body, cfg->max_message_size,
@@ -196,14 +233,14 @@ cb_envfrom(SMFICTX *ctx, char **argv)
         smm_message_set_from(mg->m, argv[0]) != SMM_OK) {
         smm_log(SMM_LOG_ERR, "cannot start a message: %s", err.msg);
         msg_free(mg);
-        return SMFIS_TEMPFAIL;
+        return no_reply_or(c, SMFIP_NR_MAIL, SMFIS_TEMPFAIL);
     }
     mg->auth = macro_dup(ctx, "{auth_authen}");
     mg->rcpt_class = -1;
     mg->dir = smm_direction_decide(cfg, mg->auth, c->addr, c->daemon,
                                    &mg->dir_reason);
     c->msg = mg;
-    return SMFIS_CONTINUE;
+    return no_reply(c, SMFIP_NR_MAIL);
 }
 
 static sfsistat
@@ -211,10 +248,12 @@ cb_envrcpt(SMFICTX *ctx, char **argv)
 {
     struct conn *c = get_conn(ctx);
 
-    if (c == NULL || c->msg == NULL)
+    if (c == NULL)
         return SMFIS_TEMPFAIL;
+    if (c->msg == NULL) /* MAIL failed: EOM answers */
+        return no_reply_or(c, SMFIP_NR_RCPT, SMFIS_TEMPFAIL);
     if (c->msg->dir == SMM_DIR_OUTBOUND &&
-        c->msg->state->cfg->split_recipients) {
+        c->msg->state->cfg->split_recipients && !(c->pflags & SMFIP_NR_RCPT)) {
         /* one transaction per class: with certificates, without */
         char *a = smm_addr_strip(argv[0]);
         enum smm_rcpt_class k = SMM_RCPT_UNKNOWN;
@@ -233,22 +272,17 @@ cb_envrcpt(SMFICTX *ctx, char **argv)
             }
         }
     }
-    if (smm_message_add_rcpt(c->msg->m, argv[0]) != SMM_OK)
-        return SMFIS_TEMPFAIL;
+    if (c->msg->failed)
+        return no_reply(c, SMFIP_NR_RCPT);
+    if (smm_message_add_rcpt(c->msg->m, argv[0]) != SMM_OK) {
+        msg_failed(c->msg, "out of memory");
+        return no_reply_or(c, SMFIP_NR_RCPT, SMFIS_TEMPFAIL);
+    }
     /* outbound mail will want the recipient's certificate: start looking
      * now, while the message is still on its way */
     if (c->msg->dir == SMM_DIR_OUTBOUND)
         mf_prefetch(c->msg->state, c->msg->m->rcpts[c->msg->m->nrcpts - 1]);
-    return SMFIS_CONTINUE;
-}
-
-/* Storing failed: keep reading, the verdict at the end is tempfail. */
-static void
-msg_failed(struct msg *mg, const char *why)
-{
-    if (!mg->failed)
-        snprintf(mg->fail_msg, sizeof(mg->fail_msg), "%s", why);
-    mg->failed = 1;
+    return no_reply(c, SMFIP_NR_RCPT);
 }
 
 static sfsistat
@@ -320,8 +354,12 @@ cb_eom(SMFICTX *ctx)
     sfsistat rc;
     const char *qid;
 
-    if (c == NULL || c->msg == NULL)
+    if (c == NULL || c->msg == NULL) {
+        /* MAIL FROM failed and was not answered */
+        if (c != NULL && c->restarting)
+            set_restarting(ctx);
         return SMFIS_TEMPFAIL;
+    }
     mg = c->msg;
     if ((qid = smfi_getsymval(ctx, "i")) != NULL)
         (void)smm_message_set_queue_id(mg->m, qid);
@@ -367,6 +405,7 @@ cb_abort(SMFICTX *ctx)
     if (c != NULL) {
         msg_free(c->msg);
         c->msg = NULL;
+        c->restarting = 0;
     }
     return SMFIS_CONTINUE;
 }

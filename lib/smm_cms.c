@@ -33,6 +33,9 @@
  * macOS (RC2, 3DES) can be read.
  */
 static OSSL_PROVIDER *prov_default, *prov_legacy;
+/* SHA-256 fetched once: an implicit fetch per digest takes the method
+ * store's lock every time */
+static EVP_MD *sha256;
 
 smm_status
 smm_crypto_init(struct smm_err *err)
@@ -46,6 +49,8 @@ smm_crypto_init(struct smm_err *err)
         smm_log(SMM_LOG_INFO, "OpenSSL legacy provider not available: old "
                               "PKCS#12 files (RC2, 3DES) cannot be read");
     }
+    if ((sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL)
+        return smm_err_ossl(err, SMM_ECRYPTO, "no SHA-256 in OpenSSL");
     return SMM_OK;
 }
 
@@ -53,6 +58,8 @@ smm_crypto_init(struct smm_err *err)
 void
 smm_crypto_done(void)
 {
+    EVP_MD_free(sha256);
+    sha256 = NULL;
     if (prov_legacy != NULL)
         OSSL_PROVIDER_unload(prov_legacy);
     if (prov_default != NULL)
@@ -127,9 +134,43 @@ add_signing_time(CMS_SignerInfo *si, time_t t)
     return ok;
 }
 
+EVP_MD_CTX *
+smm_cms_digest_new(struct smm_err *err)
+{
+    EVP_MD_CTX *md;
+
+    if ((md = EVP_MD_CTX_new()) == NULL ||
+        !EVP_DigestInit_ex(md, sha256 != NULL ? sha256 : EVP_sha256(), NULL)) {
+        EVP_MD_CTX_free(md);
+        smm_err_ossl(err, SMM_ECRYPTO, "SHA-256");
+        return NULL;
+    }
+    return md;
+}
+
+/*
+ * What CMS_final() would do for a detached signature, on a digest the
+ * caller made while writing the content out: messageDigest and
+ * contentType attributes, then the signature over the signed attributes
+ * (CMS_SignerInfo_sign).
+ */
+static int
+sign_digest(CMS_ContentInfo *cms, CMS_SignerInfo *si, EVP_MD_CTX *content)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen;
+
+    return EVP_DigestFinal_ex(content, md, &mdlen) &&
+           CMS_signed_add1_attr_by_NID(si, NID_pkcs9_messageDigest,
+                                       V_ASN1_OCTET_STRING, md, (int)mdlen) &&
+           CMS_signed_add1_attr_by_NID(si, NID_pkcs9_contentType, V_ASN1_OBJECT,
+                                       CMS_get0_eContentType(cms), -1) &&
+           CMS_SignerInfo_sign(si);
+}
+
 smm_status
 smm_cms_sign(const struct smm_key *signer, const struct smm_key *enc,
-             BIO *content, time_t signing_time, unsigned char **der,
+             EVP_MD_CTX *content, time_t signing_time, unsigned char **der,
              size_t *derlen, struct smm_err *err)
 {
     CMS_ContentInfo *cms = NULL;
@@ -179,8 +220,8 @@ smm_cms_sign(const struct smm_key *signer, const struct smm_key *enc,
             (void)CMS_add1_cert(cms, sk_X509_value(enc->chain, i));
         ERR_clear_error(); /* "already present" is fine */
     }
-    if (!CMS_final(cms, content, NULL, flags)) {
-        st = smm_err_ossl(err, SMM_ECRYPTO, "CMS_final");
+    if (!sign_digest(cms, si, content)) {
+        st = smm_err_ossl(err, SMM_ECRYPTO, "signing");
         goto out;
     }
     if ((len = i2d_CMS_ContentInfo(cms, der)) <= 0) {

@@ -2,7 +2,9 @@
  * smm_cms -- OpenSSL CMS operations on already-canonical bytes.
  *
  * smm_cms_sign() makes a detached SHA-256 SignedData (RFC 8551) over the
- * content read from a BIO: signer certificate and its chain included,
+ * content whose digest the caller made while writing the content out
+ * (smm_cms_digest_new(), EVP_DigestUpdate(); smm_cms_sign() finishes it,
+ * the caller frees it): signer certificate and its chain included,
  * signed attributes contentType, signingTime, messageDigest,
  * SMIMECapabilities (what we can decrypt: AES-256/192/128 in CBC and GCM)
  * and, when the user's encryption certificate differs from the signing
@@ -53,14 +55,17 @@
 
 #include <openssl/bio.h>
 #include <openssl/cms.h>
+#include <openssl/evp.h>
 
 #include "smm_err.h"
 #include "smm_keystore.h"
 #include "smm_spool.h"
 #include "smm_trust.h"
 
-smm_status smm_cms_sign(const struct smm_key *, const struct smm_key *, BIO *,
-                        time_t, unsigned char **, size_t *, struct smm_err *);
+EVP_MD_CTX *smm_cms_digest_new(struct smm_err *);
+smm_status smm_cms_sign(const struct smm_key *, const struct smm_key *,
+                        EVP_MD_CTX *, time_t, unsigned char **, size_t *,
+                        struct smm_err *);
 struct smm_cms_enc {
     CMS_ContentInfo *cms;
     BIO *in;   /* write the content here */

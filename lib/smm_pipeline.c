@@ -163,9 +163,32 @@ spool_puts(struct smm_spool *o, const char *s, struct smm_err *err)
     return smm_spool_write(o, s, strlen(s), err);
 }
 
+/* Append all of src to dst, and to the digest md. */
+static smm_status
+copy_digest(struct smm_spool *dst, struct smm_spool *src, EVP_MD_CTX *md,
+            struct smm_err *err)
+{
+    unsigned char buf[65536];
+    size_t off = 0;
+    ssize_t n;
+    smm_status st;
+
+    while ((n = smm_spool_pread(src, buf, sizeof(buf), off)) > 0) {
+        if (!EVP_DigestUpdate(md, buf, (size_t)n))
+            return smm_err_ossl(err, SMM_ECRYPTO, "SHA-256");
+        if ((st = smm_spool_write(dst, buf, (size_t)n, err)) != SMM_OK)
+            return st;
+        off += (size_t)n;
+    }
+    if (n < 0)
+        return smm_err_set(err, SMM_EIO, "read temp file: %s", strerror(errno));
+    return SMM_OK;
+}
+
 /*
  * Sign the canonical entity with key k; *outp gets the multipart/signed
- * body and ctype its Content-Type value.
+ * body and ctype its Content-Type value.  The entity is read once: its
+ * digest is made as it is copied into the first part.
  */
 static smm_status
 sign_entity(const struct smm_state *s, struct smm_spool *canon, size_t mem,
@@ -174,19 +197,16 @@ sign_entity(const struct smm_state *s, struct smm_spool *canon, size_t mem,
             size_t ctypesz, struct smm_err *err)
 {
     struct smm_spool *out = NULL;
-    BIO *bio = NULL;
+    EVP_MD_CTX *md = NULL;
     unsigned char *der = NULL;
     size_t derlen = 0;
     char boundary[64];
     smm_status st;
 
-    if ((bio = smm_spool_bio(canon, err)) == NULL) {
+    if ((md = smm_cms_digest_new(err)) == NULL) {
         st = err->status;
         goto out;
     }
-    if ((st = smm_cms_sign(k, enc, bio, o->signing_time, &der, &derlen, err)) !=
-        SMM_OK)
-        goto out;
     smm_mime_boundary(boundary, sizeof(boundary));
     if ((st = smm_spool_new(mem, s->cfg->temp_dir, &out, err)) != SMM_OK)
         goto out;
@@ -196,7 +216,9 @@ sign_entity(const struct smm_state *s, struct smm_spool *canon, size_t mem,
                          err)) != SMM_OK ||
         (st = spool_puts(out, boundary, err)) != SMM_OK ||
         (st = spool_puts(out, "\r\n", err)) != SMM_OK ||
-        (st = smm_spool_copy(out, canon, err)) != SMM_OK ||
+        (st = copy_digest(out, canon, md, err)) != SMM_OK ||
+        (st = smm_cms_sign(k, enc, md, o->signing_time, &der, &derlen, err)) !=
+            SMM_OK ||
         (st = spool_puts(out, "\r\n--", err)) != SMM_OK ||
         (st = spool_puts(out, boundary, err)) != SMM_OK ||
         (st = spool_puts(out,
@@ -220,7 +242,7 @@ sign_entity(const struct smm_state *s, struct smm_spool *canon, size_t mem,
     *outp = out;
     out = NULL;
 out:
-    BIO_free_all(bio);
+    EVP_MD_CTX_free(md);
     OPENSSL_free(der);
     smm_spool_free(out);
     return st;

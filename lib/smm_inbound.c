@@ -266,10 +266,14 @@ ent_parse(struct smm_spool *sp, size_t off, size_t len, struct ent *e,
     size_t start, total, eol, vlen = 0;
     struct smm_header *nh;
     int fields = 0;
+    smm_status st;
 
     memset(e, 0, sizeof(*e));
     e->sp = sp;
     e->off = off + len;
+    /* what was written last may still be buffered (smm_spool.h) */
+    if ((st = smm_spool_finish(sp, err)) != SMM_OK)
+        return st;
     for (;;) {
         int more = rr_line(&r, line, sizeof(line), &start, &total, &eol);
         int cont = more && (line[0] == ' ' || line[0] == '\t');
@@ -1290,6 +1294,8 @@ apply_replacement(struct in_ctx *c, struct smm_spool *sp, struct smm_result *r,
             done += (size_t)rd;
         }
     }
+    if ((st = smm_spool_finish(body, err)) != SMM_OK)
+        goto out;
     smm_spool_free(r->body);
     r->body = body;
     body = NULL;

@@ -741,6 +741,10 @@ run_outbound(const struct smm_state *s, struct smm_message *m,
             goto out;
         }
     }
+    /* a write error in the last buffered piece shows here, not when the
+     * MTA is sent the body */
+    if ((st = smm_spool_finish(out, &serr)) != SMM_OK)
+        goto fail;
     r->body = out;
     out = NULL;
 
@@ -849,6 +853,9 @@ smm_pipeline_run(const struct smm_state *s, struct smm_message *m,
     memset(r, 0, sizeof(*r));
     r->action = SMM_ACT_DELIVER;
     smm_ossl_clear();
+    /* the last piece of a body in a temp file may still be buffered */
+    if ((st = smm_spool_finish(m->body, err)) != SMM_OK)
+        return st;
     /* a stamp that did not come from us is a forgery, whatever the way */
     if ((st = smm_result_delete_all(r, m, SMM_STAMP_HEADER)) != SMM_OK)
         return smm_err_set(err, st, "out of memory");

@@ -18,12 +18,19 @@
 
 static smm_status spool_spill(struct smm_spool *, struct smm_err *);
 
+/* File mode: writes smaller than this gather in a buffer first (GMime
+ * writes a few KiB at a time, and a system call costs more than the copy) */
+#define SPOOL_WBUF 65536
+
 struct smm_spool {
     size_t max_mem;
     char *tmpdir;
     GByteArray *mem; /* memory mode, or NULL */
     int fd;          /* file mode, or -1 */
-    size_t len;      /* bytes written through smm_spool_write() */
+    char *wbuf;      /* file mode: bytes not yet written to fd */
+    size_t wlen;
+    int werr;   /* errno of a failed write: every later access fails */
+    size_t len; /* bytes written through smm_spool_write() */
 };
 
 smm_status
@@ -71,6 +78,36 @@ write_all(int fd, const void *p, size_t n, struct smm_err *err)
     return SMM_OK;
 }
 
+/*
+ * File mode: write out what the buffer holds (before any read of fd).  A
+ * failed write (a full disk) sticks: every later write, read and flush of
+ * the spool fails with it (errno set), so no reader can take a short file
+ * for the whole.
+ */
+static smm_status
+spool_flush(struct smm_spool *sp, struct smm_err *err)
+{
+    smm_status st;
+
+    if (sp->werr == 0 && sp->wlen > 0) {
+        if ((st = write_all(sp->fd, sp->wbuf, sp->wlen, NULL)) != SMM_OK)
+            sp->werr = errno != 0 ? errno : EIO;
+        sp->wlen = 0;
+    }
+    if (sp->werr != 0) {
+        smm_err_set(err, SMM_EIO, "write to temp file: %s", strerror(sp->werr));
+        errno = sp->werr;
+        return SMM_EIO;
+    }
+    return SMM_OK;
+}
+
+smm_status
+smm_spool_finish(struct smm_spool *sp, struct smm_err *err)
+{
+    return sp->mem != NULL ? SMM_OK : spool_flush(sp, err);
+}
+
 /* Move the memory contents to a fresh unlinked temp file. */
 static smm_status
 spool_spill(struct smm_spool *sp, struct smm_err *err)
@@ -92,6 +129,10 @@ spool_spill(struct smm_spool *sp, struct smm_err *err)
         st = smm_err_set(err, SMM_EIO, "temp file: %s", strerror(errno));
         close(fd);
         return st;
+    }
+    if ((sp->wbuf = malloc(SPOOL_WBUF)) == NULL) {
+        close(fd);
+        return smm_err_set(err, SMM_ENOMEM, "out of memory");
     }
     if ((st = write_all(fd, sp->mem->data, sp->mem->len, err)) != SMM_OK) {
         close(fd);
@@ -116,7 +157,18 @@ smm_spool_write(struct smm_spool *sp, const void *p, size_t n,
             return st;
     if (sp->mem != NULL) {
         g_byte_array_append(sp->mem, p, (guint)n);
+    } else if (sp->werr != 0) {
+        return spool_flush(sp, err);
+    } else if (sp->wlen + n <= SPOOL_WBUF) {
+        memcpy(sp->wbuf + sp->wlen, p, n);
+        sp->wlen += n;
+    } else if ((st = spool_flush(sp, err)) != SMM_OK) {
+        return st;
+    } else if (n < SPOOL_WBUF) {
+        memcpy(sp->wbuf, p, n);
+        sp->wlen = n;
     } else if ((st = write_all(sp->fd, p, n, err)) != SMM_OK) { /* O_APPEND */
+        sp->werr = errno != 0 ? errno : EIO;
         return st;
     }
     sp->len += n;
@@ -134,8 +186,8 @@ smm_spool_len(struct smm_spool *sp)
 
     if (sp->mem != NULL)
         sp->len = sp->mem->len;
-    else if (fstat(sp->fd, &st) == 0)
-        sp->len = (size_t)st.st_size;
+    else if (fstat(sp->fd, &st) == 0) /* (plus what is still buffered) */
+        sp->len = (size_t)st.st_size + sp->wlen;
     return sp->len;
 }
 
@@ -158,6 +210,8 @@ smm_spool_pread(struct smm_spool *sp, void *buf, size_t n, size_t off)
         memcpy(buf, sp->mem->data + off, n);
         return (ssize_t)n;
     }
+    if (spool_flush(sp, NULL) != SMM_OK)
+        return -1; /* (errno set) */
     /* (the file ends where it ends: no fstat() for every read) */
     do
         r = pread(sp->fd, buf, n, (off_t)off);
@@ -171,6 +225,8 @@ dup_at_start(struct smm_spool *sp, struct smm_err *err)
 {
     int fd;
 
+    if (spool_flush(sp, err) != SMM_OK)
+        return -1;
     if ((fd = dup(sp->fd)) < 0) {
         smm_err_set(err, SMM_EIO, "dup temp file: %s", strerror(errno));
         return -1;
@@ -244,6 +300,8 @@ ss_read(GMimeStream *s, char *buf, size_t len)
         want = ss->cap;
         if (s->bound_end != -1 && (gint64)want > s->bound_end - pos)
             want = (size_t)(s->bound_end - pos);
+        if (spool_flush(ss->sp, NULL) != SMM_OK)
+            return -1;
         do
             r = pread(ss->sp->fd, ss->cache, want, (off_t)pos);
         while (r < 0 && errno == EINTR);
@@ -413,13 +471,16 @@ smm_spool_gmime_stream(struct smm_spool *sp, struct smm_err *err)
 {
     GMimeStream *s;
 
-    (void)err;
     if (sp->mem != NULL) {
         s = g_mime_stream_mem_new();
         /* not owned: the spool keeps the array */
         g_mime_stream_mem_set_byte_array(GMIME_STREAM_MEM(s), sp->mem);
         return s;
     }
+    /* GMime takes a failed read for the end of the stream: what is
+     * buffered must reach the file now, where a failure can be told */
+    if (spool_flush(sp, err) != SMM_OK)
+        return NULL;
     return ss_new(sp, 0, -1);
 }
 
@@ -686,6 +747,7 @@ smm_spool_free(struct smm_spool *sp)
         g_byte_array_free(sp->mem, TRUE);
     if (sp->fd >= 0)
         close(sp->fd);
+    free(sp->wbuf);
     free(sp->tmpdir);
     free(sp);
 }

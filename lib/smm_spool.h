@@ -16,6 +16,13 @@
  * caller frees them, before the spool; smm_spool_bio()'s with
  * BIO_free_all()).  A spool is owned by one
  * thread at a time.
+ *
+ * In file mode small writes gather in a 64 KiB buffer, so a write error
+ * may only show when the buffer goes to the file.  smm_spool_finish()
+ * sends it there and reports the error: call it when a spool's writing
+ * is done, before it is read.  The readers flush too (smm_spool_pread
+ * returns -1, smm_spool_gmime_stream and smm_spool_bio NULL), and a
+ * failed write makes every later access of the spool fail.
  */
 #ifndef SMM_SPOOL_H
 #define SMM_SPOOL_H
@@ -35,6 +42,7 @@ smm_status smm_spool_new(size_t, const char *, struct smm_spool **,
 smm_status smm_spool_write(struct smm_spool *, const void *, size_t,
                            struct smm_err *);
 size_t smm_spool_len(struct smm_spool *);
+smm_status smm_spool_finish(struct smm_spool *, struct smm_err *);
 int smm_spool_spilled(const struct smm_spool *);
 ssize_t smm_spool_pread(struct smm_spool *, void *, size_t, size_t);
 GMimeStream *smm_spool_gmime_stream(struct smm_spool *, struct smm_err *);

@@ -364,6 +364,10 @@ cb_eom(SMFICTX *ctx)
     if ((qid = smfi_getsymval(ctx, "i")) != NULL)
         (void)smm_message_set_queue_id(mg->m, qid);
     memset(&r, 0, sizeof(r));
+    /* the body is complete: its last buffered piece goes to the temp file
+     * now, and a write error there is a spool error like any other */
+    if (!mg->failed && smm_spool_finish(mg->m->body, &err) != SMM_OK)
+        msg_failed(mg, err.msg);
     /* lookups started at RCPT time: wait for them rather than ask twice */
     if (!mg->failed && mg->dir == SMM_DIR_OUTBOUND)
         mf_prefetch_wait(mg->state, mg->m->rcpts, mg->m->nrcpts,

@@ -491,6 +491,23 @@ out:
     return rc;
 }
 
+/* Only base64 characters and line ends?  (strspn() with a set of 66
+ * characters cost the load generator 5% of its time) */
+static int
+all_base64(const char *p, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+              (c >= '0' && c <= '9') || c == '+' || c == '/' || c == '=' ||
+              c == '\r' || c == '\n'))
+            return 0;
+    }
+    return 1;
+}
+
 int
 bm_check_enveloped(const struct bm_pki *k, const char *ct, const char *body,
                    size_t len, const char *want, size_t wantlen, int full,
@@ -512,8 +529,7 @@ bm_check_enveloped(const struct bm_pki *k, const char *ct, const char *body,
                 ct ? ct : "(none)");
         goto out;
     }
-    if (len == 0 || strspn(body, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmn"
-                                 "opqrstuvwxyz0123456789+/=\r\n") < len) {
+    if (len == 0 || !all_base64(body, len)) {
         why_set(why, "the body is not base64");
         goto out;
     }

@@ -138,10 +138,20 @@ if mount -t tmpfs -o size=512k,mode=1777 smm-fault-spool "$T/small" 2>/dev/null;
     write_conf "$T/small"
     kill -HUP "$MILTER_PID"
     for _ in $(seq 1 50); do [ "$(grep -c ': reloaded ' "$MILTER_LOG")" -ge 1 ] && break; sleep 0.1; done
-    # fill it up to the last 16 kB
+    # keep it full up to the last 16 kB: the temp files of the messages in
+    # flight when it is filled free their room when they end, so a single
+    # fill would leave room for the next messages
+    fill_tmpfs() {
+        local a
+        while [ ! -e "$T/fill.stop" ]; do
+            a=$(df -B1 --output=avail "$T/small" | tail -n 1)
+            [ "$a" -gt 16384 ] && head -c $((a - 16384)) /dev/zero >>"$T/small/filler" 2>/dev/null
+            sleep 0.1
+        done
+    }
     phase "3. TempDirectory on a full tmpfs (ENOSPC)" spooltmpfs \
-        'head -c $(($(df -B1 --output=avail "$T/small" | tail -n 1) - 16384)) /dev/zero >"$T/small/filler" 2>/dev/null' \
-        'rm -f "$T/small/filler"'
+        'rm -f "$T/fill.stop"; fill_tmpfs & FILLER=$!' \
+        'touch "$T/fill.stop"; wait "$FILLER"; rm -f "$T/small/filler"'
     tap_check "3. the milter logged the failed write" -- grep -q 'No space left on device' "$MILTER_LOG"
 else
     tap_ok 0 "3. full tmpfs # SKIP mount(2) is not permitted here"

@@ -163,28 +163,6 @@ spool_puts(struct smm_spool *o, const char *s, struct smm_err *err)
     return smm_spool_write(o, s, strlen(s), err);
 }
 
-/* Append all of src to dst, and to the digest md. */
-static smm_status
-copy_digest(struct smm_spool *dst, struct smm_spool *src, EVP_MD_CTX *md,
-            struct smm_err *err)
-{
-    unsigned char buf[65536];
-    size_t off = 0;
-    ssize_t n;
-    smm_status st;
-
-    while ((n = smm_spool_pread(src, buf, sizeof(buf), off)) > 0) {
-        if (!EVP_DigestUpdate(md, buf, (size_t)n))
-            return smm_err_ossl(err, SMM_ECRYPTO, "SHA-256");
-        if ((st = smm_spool_write(dst, buf, (size_t)n, err)) != SMM_OK)
-            return st;
-        off += (size_t)n;
-    }
-    if (n < 0)
-        return smm_err_set(err, SMM_EIO, "read temp file: %s", strerror(errno));
-    return SMM_OK;
-}
-
 /*
  * Sign the canonical entity with key k; *outp gets the multipart/signed
  * body and ctype its Content-Type value.  The entity is read once: its
@@ -216,7 +194,7 @@ sign_entity(const struct smm_state *s, struct smm_spool *canon, size_t mem,
                          err)) != SMM_OK ||
         (st = spool_puts(out, boundary, err)) != SMM_OK ||
         (st = spool_puts(out, "\r\n", err)) != SMM_OK ||
-        (st = copy_digest(out, canon, md, err)) != SMM_OK ||
+        (st = smm_spool_copy(out, canon, md, err)) != SMM_OK ||
         (st = smm_cms_sign(k, enc, md, o->signing_time, &der, &derlen, err)) !=
             SMM_OK ||
         (st = spool_puts(out, "\r\n--", err)) != SMM_OK ||
@@ -571,7 +549,7 @@ entity_as_is(const struct smm_state *s, const struct smm_message *m, size_t mem,
             st = spool_puts(o, "\r\n", err);
     }
     if (st == SMM_OK && (st = spool_puts(o, "\r\n", err)) == SMM_OK)
-        st = smm_spool_copy(o, m->body, err);
+        st = smm_spool_copy(o, m->body, NULL, err);
     if (st != SMM_OK) {
         smm_spool_free(o);
         return st;

@@ -717,7 +717,7 @@ smm_spool_pieces_bio(struct smm_spool *sp, const size_t *off, const size_t *len,
 
 /* Append all of src to dst. */
 smm_status
-smm_spool_copy(struct smm_spool *dst, struct smm_spool *src,
+smm_spool_copy(struct smm_spool *dst, struct smm_spool *src, EVP_MD_CTX *md,
                struct smm_err *err)
 {
     char buf[65536];
@@ -732,6 +732,8 @@ smm_spool_copy(struct smm_spool *dst, struct smm_spool *src,
                                strerror(errno));
         if (n == 0)
             return SMM_OK;
+        if (md != NULL && !EVP_DigestUpdate(md, buf, (size_t)n))
+            return smm_err_set(err, SMM_ECRYPTO, "digest of the content");
         if ((st = smm_spool_write(dst, buf, (size_t)n, err)) != SMM_OK)
             return st;
         off += (size_t)n;

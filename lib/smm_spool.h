@@ -32,6 +32,7 @@
 
 #include <gmime/gmime.h>
 #include <openssl/bio.h>
+#include <openssl/evp.h>
 
 #include "smm_err.h"
 
@@ -50,7 +51,8 @@ BIO *smm_spool_bio(struct smm_spool *, struct smm_err *);
 BIO *smm_spool_wbio(struct smm_spool *, struct smm_err *);
 BIO *smm_spool_pieces_bio(struct smm_spool *, const size_t *, const size_t *,
                           size_t, struct smm_err *);
-smm_status smm_spool_copy(struct smm_spool *, struct smm_spool *,
+/* Append all of src to dst, and to the digest md unless it is NULL. */
+smm_status smm_spool_copy(struct smm_spool *, struct smm_spool *, EVP_MD_CTX *,
                           struct smm_err *);
 void smm_spool_free(struct smm_spool *);
 

@@ -66,19 +66,18 @@ get_conn(SMFICTX *ctx)
     return (struct conn *)smfi_getpriv(ctx);
 }
 
-/* The answer to a step the MTA need not wait for (SMFIP_NR_*), when it
- * was agreed for this connection. */
-static sfsistat
-no_reply(const struct conn *c, unsigned long bit)
-{
-    return c != NULL && (c->pflags & bit) != 0 ? SMFIS_NOREPLY : SMFIS_CONTINUE;
-}
-
-/* ... and the answer when the step failed but a reply was agreed */
+/* The answer to a step the MTA need not wait for (SMFIP_NR_*) when that
+ * was agreed for this connection, else rc. */
 static sfsistat
 no_reply_or(const struct conn *c, unsigned long bit, sfsistat rc)
 {
     return c != NULL && (c->pflags & bit) != 0 ? SMFIS_NOREPLY : rc;
+}
+
+static sfsistat
+no_reply(const struct conn *c, unsigned long bit)
+{
+    return no_reply_or(c, bit, SMFIS_CONTINUE);
 }
 
 static void
@@ -291,8 +290,7 @@ cb_header(SMFICTX *ctx, char *name, char *value)
     struct conn *c = get_conn(ctx);
 
     if (c == NULL || c->msg == NULL)
-        return c != NULL && (c->pflags & SMFIP_NR_HDR) ? SMFIS_NOREPLY
-                                                       : SMFIS_TEMPFAIL;
+        return no_reply_or(c, SMFIP_NR_HDR, SMFIS_TEMPFAIL);
     if (!c->msg->failed &&
         smm_message_add_header(c->msg->m, name, value) != SMM_OK)
         msg_failed(c->msg, "out of memory");
@@ -306,8 +304,7 @@ cb_body(SMFICTX *ctx, unsigned char *p, size_t n)
     struct smm_err err;
 
     if (c == NULL || c->msg == NULL)
-        return c != NULL && (c->pflags & SMFIP_NR_BODY) ? SMFIS_NOREPLY
-                                                        : SMFIS_TEMPFAIL;
+        return no_reply_or(c, SMFIP_NR_BODY, SMFIS_TEMPFAIL);
     if (!c->msg->failed &&
         smm_message_add_body(c->msg->m, p, n, &err) != SMM_OK)
         msg_failed(c->msg, err.msg);

@@ -249,8 +249,13 @@ cb_envrcpt(SMFICTX *ctx, char **argv)
 
     if (c == NULL)
         return SMFIS_TEMPFAIL;
-    if (c->msg == NULL) /* MAIL failed: EOM answers */
-        return no_reply_or(c, SMFIP_NR_RCPT, SMFIS_TEMPFAIL);
+    if (c->msg == NULL) { /* MAIL failed unanswered: RCPT or EOM answers */
+        if (c->pflags & SMFIP_NR_RCPT)
+            return SMFIS_NOREPLY;
+        if (c->restarting)
+            set_restarting(ctx);
+        return SMFIS_TEMPFAIL;
+    }
     if (c->msg->dir == SMM_DIR_OUTBOUND &&
         c->msg->state->cfg->split_recipients && !(c->pflags & SMFIP_NR_RCPT)) {
         /* one transaction per class: with certificates, without */

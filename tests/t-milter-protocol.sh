@@ -75,6 +75,22 @@ tap_check "client in InternalHosts: signed, verifies" -- is_signed internal
 run ipv6 -i ::1
 tap_check "IPv6 loopback client in InternalHosts (::1): signed" -- is_signed ipv6
 
+# the steps the milter asks the MTA not to wait for: MAIL, RCPT, header
+# fields, body; none from an MTA that does not offer them (libmilter
+# answers for the milter); RCPT is answered again once SplitRecipients
+# (whose 452 needs the reply) is on
+tap_check "no-reply steps agreed: MAIL, RCPT, header fields, body" -- \
+    grep -qx 'noreply=mail,rcpt,header,body' "$T/internal.mods"
+run oldmta -A -i 127.0.0.1
+tap_check "an MTA without no-reply steps: every step answered, still signed" -- \
+    sh -c "grep -qx 'noreply=' '$T/oldmta.mods' && grep -q '^reply=continue' '$T/oldmta.mods' && grep -q '^change Content-Type\[1\]: multipart/signed' '$T/oldmta.mods'"
+echo "SplitRecipients yes" >>"$T/c.conf"
+kill -HUP "$MILTER_PID"
+for _ in $(seq 1 100); do grep -q ': reloaded ' "$MILTER_LOG" && break; sleep 0.1; done
+run split -i 127.0.0.1
+tap_check "SplitRecipients on after a reload: RCPT answered again, the rest not" -- \
+    grep -qx 'noreply=mail,header,body' "$T/split.mods"
+
 # SIGTERM while a message is in flight: it still completes, signed.  The
 # in-flight message comes from an MTA without the no-reply steps (-A), so
 # the milter has surely started it when -x runs; the -x command opens a

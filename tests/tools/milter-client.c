@@ -19,7 +19,10 @@
  *       hold, such as a bare LF; the protocol cannot carry NUL)
  *       -f sender -r rcpt [-r rcpt]... < message > result
  *
- * stderr gets one line "reply=<word> [code text]" and one line per
+ * stderr gets one line "noreply=STEP,..." (the steps the milter asked
+ * not to answer: conn, helo, mail, rcpt, data, unknown, eoh, header,
+ * body; "noreply=" when none), one line "reply=<word> [code text]" and
+ * one line per
  * modification ("add Name: value", "insert[i] Name: value", "change Name[i]:
  * value", "delete Name[i]", "body N bytes", "quarantine reason"). Exit: 0
  * continue/accept, 1 tempfail, 2 reject, 3 discard, 4 protocol or I/O error.
@@ -167,6 +170,29 @@ on_mod(const struct mp_mod *m, void *arg)
     }
 }
 
+static void
+print_noreply(uint32_t proto)
+{
+    static const struct {
+        uint32_t bit;
+        const char *name;
+    } nr[] = {{SMFIP_NR_CONN, "conn"}, {SMFIP_NR_HELO, "helo"},
+              {SMFIP_NR_MAIL, "mail"}, {SMFIP_NR_RCPT, "rcpt"},
+              {SMFIP_NR_DATA, "data"}, {SMFIP_NR_UNKN, "unknown"},
+              {SMFIP_NR_EOH, "eoh"},   {SMFIP_NR_HDR, "header"},
+              {SMFIP_NR_BODY, "body"}};
+    const char *sep = "";
+    size_t i;
+
+    fprintf(stderr, "noreply=");
+    for (i = 0; i < sizeof(nr) / sizeof(nr[0]); i++)
+        if (proto & nr[i].bit) {
+            fprintf(stderr, "%s%s", sep, nr[i].name);
+            sep = ",";
+        }
+    fprintf(stderr, "\n");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -242,6 +268,7 @@ main(int argc, char **argv)
             die("out of memory");
     }
     chk(mp_open(&conn, sock, offer));
+    print_noreply(conn.proto);
     chk(mp_macros(&conn, SMFIC_CONNECT, cmac.v, cmac.n));
     if ((r = chk(mp_connect_info(&conn, "client.example", ip, 12345))) !=
         SMFIR_CONTINUE)

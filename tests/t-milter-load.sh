@@ -92,4 +92,61 @@ load gone -s "inet:$(free_port)@127.0.0.1" -m outbound-sign -n 2
 tap_is "$(rc gone) $(field gone failures)" "1 2" "no milter: the messages count as failures"
 load usage -s "$SOCK" -m sideways
 tap_is "$(rc usage)" 2 "unknown mode: usage error (exit 2)"
+
+# it sends what Postfix sends: a milter that writes down every packet
+# hears a real Postfix relay two messages in one SMTP session, then
+# milter-load send two over one connection (runs of header fields, whose
+# number differs, are made one; so is the end of the session)
+. "$SRCDIR/tests/lib/postfix.sh"
+norm() { # a run of header fields (each with its macros or not) becomes HDRS
+    awk '{ o = ""; i = 1
+        while (i <= NF) {
+            if ($i == "L" || ($i == "DL" && $(i + 1) == "L")) {
+                while ($i == "L" || ($i == "DL" && $(i + 1) == "L")) i += $i == "L" ? 1 : 2
+                o = o " HDRS"; continue
+            }
+            o = o " " $i; i++
+        }
+        sub(/^ /, "", o); sub(/( A)* Q$/, "", o); print o }' "$1"
+}
+record() { # record NAME: the recorder, as postfix, on $T/pf/run/m/NAME.sock
+    touch "$T/$1.rec"
+    chown postfix "$T/$1.rec"
+    setpriv --reuid=postfix --regid=postfix --clear-groups \
+        perl "$SRCDIR/tests/tools/milter-record.pl" "$T/pf/run/m/$1.sock" "$T/$1.rec" &
+    at_exit "kill $! 2>/dev/null"
+    for _ in $(seq 1 50); do [ -S "$T/pf/run/m/$1.sock" ] && break; sleep 0.1; done
+}
+wait_rec() { for _ in $(seq 1 100); do [ -s "$T/$1.rec" ] && return 0; sleep 0.1; done; return 1; }
+if pf_init "$T/pf" >"$T/pf-init.log" 2>&1; then
+    at_exit 'pf_stop >/dev/null 2>&1'
+    mkdir -p "$T/pf/run/m"
+    chown postfix "$T/pf/run/m"
+    record pf
+    record load
+    record lean
+    pf_conf "smtpd_milters = unix:$T/pf/run/m/pf.sock"
+    printf '%s\n' 'From: <alice@example.org>' 'To: <bob@example.net>' 'Subject: s' \
+        'MIME-Version: 1.0' 'Content-Type: text/plain' '' 'text' >"$T/rec.eml"
+    pf_start >/dev/null &&
+        smtp-source -d -m 2 -f alice@example.org -t bob@example.net -F "$T/rec.eml" \
+            "127.0.0.1:$PF_PORT" >"$T/source.out" 2>&1
+    wait_rec pf
+    "$LOAD" -K "$T/pki" -s "unix:$T/pf/run/m/load.sock" -m outbound-sign -n 2 -c 1 \
+        >/dev/null 2>&1
+    wait_rec load
+    "$LOAD" -K "$T/pki" -s "unix:$T/pf/run/m/lean.sock" -m outbound-sign -n 2 -c 1 -L \
+        >/dev/null 2>&1
+    wait_rec lean
+    tap_diag "Postfix:     $(cat "$T/pf.rec")"
+    tap_diag "milter-load: $(cat "$T/load.rec")"
+    tap_check "Postfix's packets were recorded (macros before every header field)" -- \
+        grep -q '^O DC C .*DM M DR R DT DL L DL L .*DE E A DM M' "$T/pf.rec"
+    tap_is "$(norm "$T/load.rec")" "$(norm "$T/pf.rec")" \
+        "milter-load sends the packets Postfix sends, in the same order"
+    tap_is "$(norm "$T/lean.rec")" "O DC C DM M R HDRS B DE E DM M R HDRS B DE E" \
+        "with -L: macros only at connect, MAIL and end of message, no abort"
+else
+    tap_ok 0 "milter-load sends what Postfix sends # SKIP no private Postfix here"
+fi
 tap_done

@@ -351,6 +351,21 @@ mp_rcpt(struct mp_conn *c, const char *rcpt)
 }
 
 int
+mp_data(struct mp_conn *c)
+{
+    return step(c, SMFIP_NODATA, SMFIP_NR_DATA, SMFIC_DATA, NULL, 0);
+}
+
+/* The macros Postfix sends before every header field and body chunk. */
+static int
+msg_macro(struct mp_conn *c, uint32_t no, char stage)
+{
+    if (c->msg_macro == NULL || (c->proto & no) != 0)
+        return 0;
+    return mp_macros(c, stage, &c->msg_macro, 1);
+}
+
+int
 mp_header(struct mp_conn *c, const char *name, const char *value)
 {
     size_t nl = strlen(name), vl, lead;
@@ -360,6 +375,8 @@ mp_header(struct mp_conn *c, const char *name, const char *value)
     /* without SMFIP_HDR_LEADSPC the MTA drops the space after the colon */
     lead = (c->proto & SMFIP_HDR_LEADSPC) != 0 ? 1 : 0;
     vl = strlen(value);
+    if (msg_macro(c, SMFIP_NOHDRS, SMFIC_HEADER) != 0)
+        return -1;
     if ((h = malloc(nl + vl + 3)) == NULL)
         return fail(c, "out of memory");
     memcpy(h, name, nl + 1);
@@ -387,6 +404,8 @@ mp_body(struct mp_conn *c, const void *data, size_t len)
 
     while (len > 0 && !c->skip_body) {
         n = len < MP_CHUNK ? len : MP_CHUNK;
+        if (msg_macro(c, SMFIP_NOBODY, SMFIC_BODY) != 0)
+            return -1;
         r = step(c, SMFIP_NOBODY, SMFIP_NR_BODY, SMFIC_BODY, p, n);
         if (r == SMFIR_SKIP) {
             c->skip_body = 1;
@@ -454,4 +473,10 @@ int
 mp_abort(struct mp_conn *c)
 {
     return mp_send(c, SMFIC_ABORT, NULL, 0) == 0 ? mp_flush(c) : -1;
+}
+
+int
+mp_reset(struct mp_conn *c)
+{
+    return mp_send(c, SMFIC_ABORT, NULL, 0);
 }

@@ -27,7 +27,12 @@ struct mp_conn {
     uint32_t actions; /* SMFIF_* the milter asked for */
     uint32_t proto;   /* SMFIP_* the milter set */
     int skip_body;    /* the milter answered SMFIR_SKIP to a body chunk */
-    char *buf;        /* data of the last packet received */
+    /* "name=value" sent as SMFIC_MACRO before every header field and body
+     * chunk, as Postfix sends its end-of-header and end-of-data macros
+     * (milter_end_of_header_macros, milter_end_of_data_macros); NULL:
+     * none */
+    char *msg_macro;
+    char *buf; /* data of the last packet received */
     size_t len;
     size_t cap;
     char err[160];
@@ -74,6 +79,8 @@ int mp_connect_info(struct mp_conn *, const char *host, const char *ip,
                     unsigned port);
 int mp_mail(struct mp_conn *, const char *from);
 int mp_rcpt(struct mp_conn *, const char *rcpt);
+/* SMFIC_DATA (not sent when the milter set SMFIP_NODATA) */
+int mp_data(struct mp_conn *);
 int mp_header(struct mp_conn *, const char *name, const char *value);
 int mp_eoh(struct mp_conn *);
 /* The body in chunks of MP_CHUNK bytes at most. */
@@ -84,5 +91,8 @@ int mp_eom(struct mp_conn *, mp_mod_fn *fn, void *arg);
 /* SMFIC_ABORT: end the transaction (after a refusal), keep the
  * connection for the next MAIL. */
 int mp_abort(struct mp_conn *);
+/* SMFIC_ABORT queued, not sent: what Postfix does after every message,
+ * so that it reaches the milter with the next MAIL. */
+int mp_reset(struct mp_conn *);
 
 #endif

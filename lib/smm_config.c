@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "smm_config.h"
+#include "smm_diag.h"
 #include "smm_log.h"
 
 enum ktype {
@@ -443,15 +444,31 @@ smm_config_defaults(struct smm_config **out, struct smm_err *err)
     return config_new(NULL, out, err);
 }
 
-smm_status
-smm_config_load(const char *path, struct smm_config **out, struct smm_err *err)
+/*
+ * A problem with a line (or with the file as a whole): with diag, noted
+ * there and parsing goes on, so that every problem is reported at once;
+ * without, the first one ends the parse.
+ */
+#define BAD(...)                                                               \
+    do {                                                                       \
+        if (diag == NULL) {                                                    \
+            st = smm_err_set(err, SMM_EINVAL, __VA_ARGS__);                    \
+            goto out;                                                          \
+        }                                                                      \
+        smm_diag_add(diag, SMM_LOG_ERR, __VA_ARGS__);                          \
+        nbad++;                                                                \
+    } while (0)
+
+static smm_status
+config_parse(const char *path, struct smm_config **out, struct smm_diag *diag,
+             struct smm_err *err)
 {
     struct smm_config *c = NULL;
     FILE *fp = NULL;
     char *line = NULL, *p, *name, *val, *end;
     size_t cap = 0;
     ssize_t n;
-    int lineno = 0;
+    int lineno = 0, nbad = 0;
     const struct keydef *k;
     const char *why;
     smm_status st;
@@ -467,9 +484,8 @@ smm_config_load(const char *path, struct smm_config **out, struct smm_err *err)
     while ((n = getline(&line, &cap, fp)) >= 0) {
         lineno++;
         if ((size_t)n != strlen(line)) {
-            st = smm_err_set(err, SMM_EINVAL, "%s:%d: NUL byte in line", path,
-                             lineno);
-            goto out;
+            BAD("%s:%d: NUL byte in line", path, lineno);
+            continue;
         }
         /* strip comments: '#' at line start or after white space */
         for (p = line; *p != '\0'; p++)
@@ -494,30 +510,27 @@ smm_config_load(const char *path, struct smm_config **out, struct smm_err *err)
             p++;
         val = p;
         if ((k = find_key(name)) == NULL) {
-            st = smm_err_set(err, SMM_EINVAL, "%s:%d: unknown key \"%s\"", path,
-                             lineno, name);
-            goto out;
+            BAD("%s:%d: unknown key \"%s\"", path, lineno, name);
+            continue;
         }
         if (c->lines[k - keys] != 0) {
-            st = smm_err_set(err, SMM_EINVAL,
-                             "%s:%d: duplicate key %s (first set on line %d)",
-                             path, lineno, k->name, c->lines[k - keys]);
-            goto out;
+            BAD("%s:%d: duplicate key %s (first set on line %d)", path, lineno,
+                k->name, c->lines[k - keys]);
+            continue;
         }
         c->lines[k - keys] = lineno;
         if (*val == '\0' && k->type != K_STR && k->type != K_PATH &&
             k->type != K_WORDS && k->type != K_CIDRS) {
-            st = smm_err_set(err, SMM_EINVAL, "%s:%d: %s needs a value", path,
-                             lineno, k->name);
-            goto out;
+            BAD("%s:%d: %s needs a value", path, lineno, k->name);
+            continue;
         }
         if ((st = set_key(c, k, val, &why)) != SMM_OK) {
-            if (st == SMM_ENOMEM)
+            if (st == SMM_ENOMEM) {
                 smm_err_set(err, st, "out of memory");
-            else
-                smm_err_set(err, st, "%s:%d: bad value \"%s\" for %s: %s", path,
-                            lineno, val, k->name, why);
-            goto out;
+                goto out;
+            }
+            BAD("%s:%d: bad value \"%s\" for %s: %s", path, lineno, val,
+                k->name, why);
         }
     }
     if (ferror(fp)) {
@@ -525,34 +538,22 @@ smm_config_load(const char *path, struct smm_config **out, struct smm_err *err)
                          strerror(errno));
         goto out;
     }
-    if (c->ldap_uri.n > 0 && c->ldap_base[0] == '\0') {
-        st = smm_err_set(err, SMM_EINVAL, "%s: LDAPURI needs LDAPBase", path);
-        goto out;
-    }
-    if (c->harvest && c->harvest_store[0] == '\0') {
-        st = smm_err_set(err, SMM_EINVAL, "%s: Harvest yes needs HarvestStore",
-                         path);
-        goto out;
-    }
-    if (c->ldap_filter[0] != '\0' && strstr(c->ldap_filter, "%s") == NULL) {
-        st = smm_err_set(err, SMM_EINVAL,
-                         "%s: LDAPFilter must contain %%s (the address)", path);
-        goto out;
-    }
+    if (c->ldap_uri.n > 0 && c->ldap_base[0] == '\0')
+        BAD("%s: LDAPURI needs LDAPBase", path);
+    if (c->harvest && c->harvest_store[0] == '\0')
+        BAD("%s: Harvest yes needs HarvestStore", path);
+    if (c->ldap_filter[0] != '\0' && strstr(c->ldap_filter, "%s") == NULL)
+        BAD("%s: LDAPFilter must contain %%s (the address)", path);
     if (c->ldap_sasl_mech[0] != '\0' &&
-        strcasecmp(c->ldap_sasl_mech, "EXTERNAL") != 0) {
-        st = smm_err_set(err, SMM_EINVAL,
-                         "%s: LDAPSASLMech: only EXTERNAL is supported", path);
-        goto out;
-    }
-    if (c->ldap_pool_size < 1 || c->cache_size < 1) {
-        st = smm_err_set(err, SMM_EINVAL,
-                         "%s: LDAPPoolSize and CacheSize must be at least 1",
-                         path);
-        goto out;
-    }
-    if (c->socket[0] == '\0') {
-        st = smm_err_set(err, SMM_EINVAL, "%s: Socket must not be empty", path);
+        strcasecmp(c->ldap_sasl_mech, "EXTERNAL") != 0)
+        BAD("%s: LDAPSASLMech: only EXTERNAL is supported", path);
+    if (c->ldap_pool_size < 1 || c->cache_size < 1)
+        BAD("%s: LDAPPoolSize and CacheSize must be at least 1", path);
+    if (c->socket[0] == '\0')
+        BAD("%s: Socket must not be empty", path);
+    if (nbad > 0) {
+        st = smm_err_set(err, SMM_EINVAL, "%s: %d error%s", path, nbad,
+                         nbad == 1 ? "" : "s");
         goto out;
     }
     *out = c;
@@ -563,6 +564,23 @@ out:
     if (fp != NULL)
         fclose(fp);
     smm_config_free(c);
+    return st;
+}
+
+smm_status
+smm_config_load(const char *path, struct smm_config **out, struct smm_err *err)
+{
+    return config_parse(path, out, NULL, err);
+}
+
+smm_status
+smm_config_check(const char *path, struct smm_diag *diag, struct smm_err *err)
+{
+    struct smm_config *c;
+    smm_status st;
+
+    if ((st = config_parse(path, &c, diag, err)) == SMM_OK)
+        smm_config_free(c);
     return st;
 }
 

@@ -119,6 +119,11 @@ int smm_policy_parse(const char *);
 
 smm_status smm_config_load(const char *, struct smm_config **,
                            struct smm_err *);
+struct smm_diag;
+/* Parse the whole file and note every problem in the diag (SMM_LOG_ERR),
+ * instead of stopping at the first; fails ("N errors") when any was
+ * found.  For "smime-milter -n". */
+smm_status smm_config_check(const char *, struct smm_diag *, struct smm_err *);
 smm_status smm_config_defaults(struct smm_config **, struct smm_err *);
 void smm_config_free(struct smm_config *);
 void smm_strlist_free(struct smm_strlist *);

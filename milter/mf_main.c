@@ -119,6 +119,18 @@ check_config(const char *conffile)
     struct smm_state *s;
     size_t i, nerr;
 
+    /* every syntax error in the file, not only the first */
+    if (smm_config_check(conffile, &diag, &err) != SMM_OK && diag.n > 0) {
+        for (i = 0; i < diag.n; i++)
+            fprintf(stderr, "%s: %s: %s\n", progname,
+                    smm_log_level_name(diag.levels[i]), diag.msgs[i]);
+        printf("%s: %s: problems found, 0 keys, %zu errors, 0 warnings\n",
+               progname, conffile, diag.n);
+        smm_diag_free(&diag);
+        return 1;
+    }
+    smm_diag_free(&diag);
+    memset(&diag, 0, sizeof(diag));
     if (smm_state_load(conffile, &s, &diag, &err) != SMM_OK) {
         for (i = 0; i < diag.n; i++)
             fprintf(stderr, "%s: %s: %s\n", progname,

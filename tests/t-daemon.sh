@@ -34,6 +34,14 @@ tap_check "-n: names file and line" -- grep -q "$T/bad.conf:2: bad value \"perha
 "$MILTER" -f -c "$T/bad.conf" >"$T/out" 2>&1
 tap_is "$?" "1" "daemon refuses to start on a bad config"
 tap_check "daemon says why on the terminal" -- grep -q 'bad.conf:2' "$T/out"
+# -n reports every problem in the file, not only the first
+printf 'Mode sv\nKeyStore keys\nStampHeader perhaps\nKeyStore other\n' >"$T/bad2.conf"
+"$MILTER" -n -c "$T/bad2.conf" >"$T/out" 2>"$T/err"
+tap_is "$?" "1" "-n: several problems: exit 1"
+tap_is "$(grep -c "^smime-milter: error: $T/bad2.conf:[134]: " "$T/err")" 3 \
+    "-n: all three problems named with their lines (unknown key, bad value, duplicate)"
+tap_check "-n: the summary line on standard output" -- \
+    grep -q "bad2.conf: problems found, 0 keys, 3 errors, 0 warnings" "$T/out"
 
 # key store problems
 install -m 644 "$P/bob.pem" "$T/keys/bob.pem"

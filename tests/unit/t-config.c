@@ -3,9 +3,11 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "smm_config.h"
+#include "smm_diag.h"
 #include "tap.h"
 
 static char dir[] = "/tmp/t-config.XXXXXX";
@@ -108,6 +110,43 @@ main(void)
         ok(load_text(bad[i].text, &c, &err) != SMM_OK && c == NULL,
            "bad config %zu is refused", i);
         has_str(err.msg, bad[i].want_err, "error message %zu", i);
+    }
+    /* smm_config_check: every problem, not only the first */
+    {
+        struct smm_diag d = {0};
+        char path[256];
+        FILE *fp;
+
+        snprintf(path, sizeof(path), "%s/test.conf", dir);
+        fp = fopen(path, "w");
+        fputs("Mode sv\nLogLevel chatty\nSocket unix:/x\nSocket unix:/y\n"
+              "KeyStore /k\nCacheSize 0\n",
+              fp);
+        fclose(fp);
+        ok(smm_config_check(path, &d, &err) != SMM_OK, "check: refused");
+        is_int((int)d.n, 4, "check: four problems noted");
+        if (d.n == 4) {
+            has_str(d.msgs[0], "test.conf:1: unknown key \"Mode\"",
+                    "check: the unknown key first");
+            has_str(d.msgs[1], "test.conf:2: bad value \"chatty\"",
+                    "check: then the bad value on line 2");
+            has_str(d.msgs[2], "test.conf:4: duplicate key Socket",
+                    "check: then the duplicate on line 4");
+            has_str(d.msgs[3], "CacheSize must be at least 1",
+                    "check: then the whole-file check");
+        }
+        has_str(err.msg, "test.conf: 4 errors",
+                "check: the count in the error");
+        smm_diag_free(&d);
+        ok(load_text("Mode sv\nLogLevel chatty\n", &c, &err) != SMM_OK,
+           "load: refused");
+        has_str(err.msg, "test.conf:1: unknown key", "load: the first error");
+        memset(&d, 0, sizeof(d));
+        fp = fopen(path, "w");
+        fputs("LogLevel debug\n", fp);
+        fclose(fp);
+        ok(smm_config_check(path, &d, &err) == SMM_OK && d.n == 0,
+           "check: a good file passes, nothing noted");
     }
     ok(smm_config_load("/nonexistent/x.conf", &c, &err) != SMM_OK,
        "missing file refused");

@@ -73,6 +73,7 @@ OutboundDaemons        ORIGINATING
 AuthservID             mx.example.net
 Harvest                yes
 HarvestStore           $DEMO_DIR/harvest
+StatsFile              $DEMO_DIR/stats
 CertificateStore       $DEMO_DIR/certs
 LDAPURI                $LDAP_URI
 LDAPBase               dc=example,dc=org

@@ -58,7 +58,7 @@ static const struct keydef keys[] = {
     {"PidFile", K_PATH, OFF(pid_file), "", NULL},
     {"SyslogFacility", K_FACILITY, OFF(syslog_facility), "mail", NULL},
     {"LogLevel", K_LOGLEVEL, OFF(log_level), "info", NULL},
-    {"StatsFile", K_PATH, OFF(stats_file), "/run/smime-milter/stats", NULL},
+    {"StatsFile", K_PATH, OFF(stats_file), "/var/lib/smime-milter/stats", NULL},
     {"StatsInterval", K_INT, OFF(stats_interval), "60", NULL},
     {"InternalHosts", K_CIDRS, OFF(internal_hosts), "127.0.0.0/8 ::1", NULL},
     {"OutboundDaemons", K_WORDS, OFF(outbound_daemons), "", NULL},

@@ -96,7 +96,13 @@ rundir=/run/$(unit_get RuntimeDirectory)
 pidfile=$(unit_get PIDFile)
 sock=$(sed -n 's/^Socket unix://p' /etc/smime-milter/smime-milter.conf)
 read -r -a exec_start <<<"$(unit_get ExecStart)"
-tap_is "$sock" /run/smime-milter/smime-milter.sock "the socket is in the runtime directory"
+qdir=$(postconf -h queue_directory 2>/dev/null)
+[ -n "$qdir" ] || qdir=$(postconf -dh queue_directory) # (no main.cf yet)
+snip=$(sed -n 's/^smtpd_milters = unix://p' /usr/share/doc/smime-milter/examples/main.cf.snippet)
+tap_is "$sock" "$qdir/$snip" \
+    "the socket is where the Postfix snippet's smtpd_milters finds it ($qdir/$snip)"
+tap_is "$(stat -c '%a %U:%G' "$(dirname "$sock")" 2>&1)" "750 smime-milter:smime-milter" \
+    "the package made its directory inside Postfix's chroot"
 if [ -e "$rundir" ]; then
     echo "Bail out! $rundir exists already (another smime-milter?)"
     exit 1
@@ -114,6 +120,11 @@ stop_daemon() {
 }
 at_exit 'stop_daemon'
 install -d -m "$(unit_get RuntimeDirectoryMode)" -o root -g "$(unit_get Group)" "$rundir"
+rm -rf "$(dirname "$sock")" # as if Postfix came after the package: ExecStartPre makes it
+pre=$(unit_get ExecStartPre)
+eval "${pre#+}"
+tap_is "$?/$(stat -c '%a %U:%G' "$(dirname "$sock")" 2>&1)" "0/750 smime-milter:smime-milter" \
+    "ExecStartPre makes the socket directory when Postfix is installed"
 setpriv --regid "$(unit_get Group)" --clear-groups -- "${exec_start[@]}" >"$T/start.log" 2>&1
 tap_is "$?" 0 "ExecStart ($(unit_get ExecStart)) returns (Type=forking)"
 for _ in $(seq 1 100); do
@@ -150,7 +161,7 @@ purge
 tap_is "$?" 0 "apt-get purge smime-milter"
 tap_not "package gone" -- sh -c 'dpkg-query -W -f "\${Status}" smime-milter 2>/dev/null | grep -q installed'
 for f in /usr/sbin/smime-milter /usr/sbin/smime-milter-ctl /etc/smime-milter \
-    "$UNIT" /var/lib/smime-milter /usr/share/doc/smime-milter \
+    "$UNIT" /var/lib/smime-milter /var/spool/postfix/smime-milter /usr/share/doc/smime-milter \
     /etc/systemd/system/multi-user.target.wants/smime-milter.service; do
     tap_not "gone: $f" -- test -e "$f"
 done

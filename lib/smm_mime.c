@@ -453,12 +453,17 @@ out:
  * Two things are kept while the body goes by, line by line:
  *
  * - the part count, as an upper bound of GMime's: every Content-Type
- *   field met anywhere (header block or not) puts its multipart boundary
- *   into a set, or counts one part when it is a message/rfc822; every
- *   delimiter line of a boundary in the set counts one part (two in a
- *   digest, whose parts are messages).  GMime can only make a part of a
- *   delimiter of a boundary it took from such a field, so it never counts
- *   more, whatever it makes of broken header blocks;
+ *   field met in a header block -- wherever one could begin: after a
+ *   delimiter line of any boundary in the set, whether or not the
+ *   structure has that multipart open, and at the start of a message
+ *   held in a part -- puts its multipart boundary into a set, or counts
+ *   one part when it is a message/rfc822; every delimiter line of a
+ *   boundary in the set counts one part (two in a digest, whose parts are
+ *   messages).  GMime can only make a part of a delimiter of a boundary
+ *   it took from a field in such a block, so it never counts more,
+ *   whatever it makes of broken header blocks.  Lines of a leaf part's
+ *   content (a quoted "Content-Type:" line, a mailbox attachment full of
+ *   messages) are no header block, and do not count;
  * - the depth, following the structure: a stack of open multiparts, the
  *   header block of each part (the last Content-Type field counts, lines
  *   that are no field are skipped, as GMime does), message/rfc822 parts.
@@ -489,8 +494,13 @@ struct prescan {
     int hdr_depth, hdr_digest;
     int in_ct, have_ct; /* the block's Content-Type field (the last) */
     struct smm_buf ct;
-    int coll; /* collecting a Content-Type field, anywhere */
+    int coll; /* collecting a Content-Type field, in any header block */
     struct smm_buf cv;
+    /* in a header block for the count: one that may begin after any
+     * delimiter of the set (blk_digest: of a digest), or at the start of
+     * a message (blk_msg: the block had a message/rfc822 field; blk_ct:
+     * it had a Content-Type field) */
+    int blk, blk_digest, blk_msg, blk_ct;
     char *line; /* the start of the current line */
     size_t llen, lcap, keep;
     int line_long;  /* the line has more bytes than kept */
@@ -619,8 +629,19 @@ ps_field(struct prescan *ps, const char *value)
     } else if (ct_is(ct, "message", "rfc822") || ct_is(ct, "message", "news") ||
                ct_is(ct, "message", "global")) {
         ps_count(ps, 1);
+        ps->blk_msg = 1; /* its body starts with the message's header */
     }
     g_object_unref(ct);
+}
+
+/* A header block for the count begins (digest: after a digest's
+ * delimiter, where a part without Content-Type is a message). */
+static void
+ps_blk_start(struct prescan *ps, int digest)
+{
+    ps->blk = 1;
+    ps->blk_digest = digest;
+    ps->blk_msg = ps->blk_ct = 0;
 }
 
 static void
@@ -723,7 +744,7 @@ ps_is_ct(const char *d, size_t len)
     return i < len && d[i] == ':' ? d + i + 1 : NULL;
 }
 
-/* Collect Content-Type fields anywhere: d is a whole line. */
+/* Collect Content-Type fields in header blocks: d is a whole line. */
 static void
 ps_collect(struct prescan *ps, const char *d, size_t len)
 {
@@ -740,7 +761,18 @@ ps_collect(struct prescan *ps, const char *d, size_t len)
         ps->coll = 0;
         ps_field(ps, ps->cv.data != NULL ? ps->cv.data : "");
     }
+    if (!ps->blk)
+        return;
+    if (len == 0 && !ps->line_long) {
+        /* the block ends; a message's header may follow */
+        if (ps->blk_msg || (ps->blk_digest && !ps->blk_ct))
+            ps_blk_start(ps, 0);
+        else
+            ps->blk = 0;
+        return;
+    }
     if ((v = ps_is_ct(d, len)) != NULL) {
+        ps->blk_ct = 1;
         ps->coll = 1;
         smm_buf_reset(&ps->cv);
         if (ps->line_long)
@@ -767,8 +799,10 @@ ps_line(struct prescan *ps)
         (!ps->line_long || ps->tail_blank)) {
         for (blen = len - 2; blen > 0 && ps_lwsp(d[2 + blen - 1]); blen--)
             ;
-        if ((e = ps_slot(ps, d + 2, blen)) != NULL && e->b != NULL)
+        if ((e = ps_slot(ps, d + 2, blen)) != NULL && e->b != NULL) {
             ps_count(ps, e->digest ? 2 : 1);
+            ps_blk_start(ps, e->digest);
+        }
     }
     /* the structure */
     if (ps->n > 0 && len >= 2 && d[0] == '-' && d[1] == '-') {
@@ -837,7 +871,7 @@ ps_add(struct prescan *ps, const char *p, size_t n)
         /* a header line, a Content-Type field or its continuation is
          * kept whole (up to the field limit); a delimiter only as far as
          * the longest boundary could go */
-        int field = ps->in_header || p[0] == 'C' || p[0] == 'c' ||
+        int field = ps->in_header || ps->blk ||
                     (ps->coll && (p[0] == ' ' || p[0] == '\t'));
         ps->keep = field ? PS_FIELD_MAX + 16 : ps->maxb + 5;
     }
@@ -878,7 +912,7 @@ ps_line_start(struct prescan *ps)
 static int
 ps_wanted(const struct prescan *ps, char c)
 {
-    return ps->in_header || c == '-' || c == 'C' || c == 'c' ||
+    return ps->in_header || ps->blk || c == '-' ||
            (ps->coll && (c == ' ' || c == '\t'));
 }
 
@@ -899,11 +933,13 @@ smm_mime_prescan(const char *ctype, struct smm_spool *body, int max_depth,
     ps_count(&ps, 1);
     if (ctype != NULL)
         ps_field(&ps, ctype);
+    if (ps.blk_msg) /* a message: its header first */
+        ps_blk_start(&ps, 0);
     ps_entity_body(&ps, 0, ctype, 0);
     ps_line_start(&ps);
     /* a leaf at the top: GMime reads no structure in it */
     while (!ps.exceeded && !ps.too_long && !ps.nomem &&
-           (ps.nset > 0 || ps.n > 0 || ps.in_header) &&
+           (ps.nset > 0 || ps.n > 0 || ps.in_header || ps.blk) &&
            (n = smm_spool_pread(body, buf, sizeof(buf), off)) > 0) {
         off += (size_t)n;
         for (i = 0; i < (size_t)n && !ps.exceeded && !ps.too_long && !ps.nomem;

@@ -2,7 +2,8 @@
  * t-mime-prescan: smm_mime_prescan() counts the parts and depth of a
  * MIME structure the way the GMime tree has them (every case within the
  * limits is checked against GMime's own parse; for broken ones its count
- * is a bound GMime stays under), refuses a structure past
+ * is a bound GMime stays under; a part's content, whatever it quotes,
+ * counts for nothing), refuses a structure past
  * MaxMimeDepth or MaxMimeParts (and a part's Content-Type over 64 KB),
  * and does so for 20,000 parts without building anything.
  */
@@ -169,6 +170,25 @@ static const struct {
      3},
     {"RFC 2231 boundary", "multipart/mixed; boundary*=''r2231",
      "--r2231\r\n" TXT "--r2231--\r\n", 2},
+    /* a part's content is no header block, whatever it quotes */
+    {"a Content-Type line quoted in a text part", MIX,
+     "--b\r\nContent-Type: text/plain\r\n\r\nHTTP/1.1 200 OK\r\n"
+     "Content-Type: multipart/mixed; boundary=\"q\"\r\n\r\n--q\r\n" TXT
+     "--q\r\n" TXT "--q--\r\n--b--\r\n",
+     2},
+    {"a mailbox attachment", MIX,
+     "--b\r\n" TXT "--b\r\nContent-Type: application/mbox\r\n\r\n"
+     "From a@example.org Mon Jan  1 00:00:00 2024\r\nSubject: one\r\n"
+     "Content-Type: multipart/mixed; boundary=\"m1\"\r\n\r\n--m1\r\n" TXT
+     "--m1\r\n" TXT "--m1--\r\n--b--\r\n",
+     3},
+    /* but after a delimiter of any boundary met, one may begin */
+    {"a delimiter of a closed multipart starts a header block", MIX,
+     "--b\r\nContent-Type: multipart/mixed; boundary=c\r\n\r\n--c\r\n" TXT
+     "--c--\r\n--b\r\nContent-Type: text/plain\r\n\r\n--c\r\n"
+     "Content-Type: multipart/mixed; boundary=d\r\n\r\n--d\r\n--d\r\n"
+     "--b--\r\n",
+     -7},
 };
 
 static char *
@@ -275,6 +295,36 @@ main(void)
                  &n, &err);
     ok(st == SMM_EPARSE && n == 34,
        "10,000 nested: refused at depth 33, %d parts counted", n);
+    free(body);
+
+    /* what real mail holds: a text part quoting a long folded field, a
+     * mailbox attachment of 600 multipart messages */
+    body = repeat("\r\n  \"key\": \"value\",", 8000,
+                  "--p\r\n" TXT "--p\r\nContent-Type: text/plain\r\n\r\n"
+                  "Content-Type: application/json",
+                  "\r\n--p--\r\n");
+    st = prescan("multipart/mixed; boundary=p", body, strlen(body), 32, 1000,
+                 &n, &err);
+    gn =
+        gmime_parts("multipart/mixed; boundary=p", body, strlen(body), &gdepth);
+    ok(st == SMM_OK && n == 3 && gn == n,
+       "a quoted Content-Type line followed by 140 KB of indented lines (%d, "
+       "GMime %d)",
+       n, gn);
+    free(body);
+    body = repeat("From a@example.org Mon Jan  1 00:00:00 2024\r\n"
+                  "Content-Type: multipart/mixed; boundary=\"m\"\r\n\r\n"
+                  "--m\r\n" TXT "--m\r\n" TXT "--m--\r\n\r\n",
+                  600,
+                  "--p\r\n" TXT "--p\r\nContent-Type: application/mbox\r\n"
+                  "Content-Transfer-Encoding: 7bit\r\n\r\n",
+                  "--p--\r\n");
+    st = prescan("multipart/mixed; boundary=p", body, strlen(body), 32, 1000,
+                 &n, &err);
+    gn =
+        gmime_parts("multipart/mixed; boundary=p", body, strlen(body), &gdepth);
+    ok(st == SMM_OK && n == 3 && gn == n,
+       "a mailbox of 600 multipart messages, 7bit (%d, GMime %d)", n, gn);
     free(body);
 
     /* a part's Content-Type over 64 KB; a long boundary; long lines */

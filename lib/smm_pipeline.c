@@ -769,7 +769,8 @@ fail:
         goto out;
     }
     smm_result_free(r);
-    r->verdict = "tempfail";
+    /* a structure that cannot be parsed never will be: refused for good */
+    r->verdict = st == SMM_EPARSE ? "reject" : "tempfail";
     smm_buf_printf(&r->log, " reason=%s error=\"%s\"",
                    st == SMM_EPARSE ? "unparseable" : "crypto-or-io",
                    smm_log_escape(esc, sizeof(esc), serr.msg));

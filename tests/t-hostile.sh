@@ -238,6 +238,10 @@ fi
 tap_is "$(worker_pid)" "$WORKER" "the same worker answered every message"
 tap_not "the supervisor never restarted the worker" -- grep -q 'worker died\|keeps dying' "$MILTER_LOG"
 tap_not "no sanitizer report" -- grep -q 'AddressSanitizer\|runtime error:' "$MILTER_LOG"
+tap_check "a message refused for good is logged as refused (result=reject), not as a tempfail" -- \
+    grep -q 'action=reject result=reject reason=unparseable' "$MILTER_LOG"
+tap_not "  ... and no refusal is logged result=tempfail" -- \
+    grep -q 'action=reject result=tempfail' "$MILTER_LOG"
 printf 'From: <alice@example.org>\r\nTo: <bob@example.net>\r\nSubject: after\r\n\r\nstill here\r\n' >"$T/plain.eml"
 send sign "$T/plain.eml" "$T/out.after"
 tap_is "$(verdict "$T/out.after.mods" sign)" "signed" "after the corpus a plain message is still signed"

@@ -177,14 +177,17 @@ has_nul_or_8bit(const unsigned char *p, size_t n)
 }
 
 /*
- * Whether GMime's best-encoding filter would find nothing to encode in the
- * part's content (no NUL, no 8-bit byte, no line over 998 bytes, no line
- * starting with "From "), so that it can be asked only about the rest.
- * The common plain-text part is decided here at memchr speed; any doubt
- * returns 0 and GMime decides, so the result is always GMime's.
+ * Scan the part's content.  SCAN_CLEAN: whether GMime's best-encoding
+ * filter would find nothing to encode (no NUL, no 8-bit byte, no line
+ * over 998 bytes, no line starting with "From "), so that it can be asked
+ * only about the rest; the common plain-text part is decided here at
+ * memchr speed, and any doubt returns 0 so that GMime decides.
+ * SCAN_FROM: whether a line starts with "From ".
  */
+enum scan { SCAN_CLEAN, SCAN_FROM };
+
 static int
-clean_7bit(GMimePart *part)
+scan_content(GMimePart *part, enum scan what)
 {
     GMimeDataWrapper *w = g_mime_part_get_content(part);
     GMimeStream *s = w != NULL ? g_mime_data_wrapper_get_stream(w) : NULL;
@@ -192,7 +195,7 @@ clean_7bit(GMimePart *part)
     const unsigned char *p, *end, *nl, *stop;
     size_t carry = 0, linelen = 0;
     ssize_t n;
-    int atstart = 1, clean = 0;
+    int atstart = 1, found = 0;
 
     if (s == NULL || g_mime_stream_reset(s) != 0)
         return 0;
@@ -208,14 +211,16 @@ clean_7bit(GMimePart *part)
             if (atstart) {
                 if (end - p < 5 && n > 0)
                     break; /* "From " may go on in the next block */
-                if (end - p >= 5 && memcmp(p, "From ", 5) == 0)
+                if (end - p >= 5 && memcmp(p, "From ", 5) == 0) {
+                    found = what == SCAN_FROM;
                     goto out;
+                }
                 atstart = 0;
             }
             nl = memchr(p, '\n', (size_t)(end - p));
             stop = nl != NULL ? nl : end;
-            if (has_nul_or_8bit(p, (size_t)(stop - p)) ||
-                (linelen += (size_t)(stop - p)) > 998)
+            if (what == SCAN_CLEAN && (has_nul_or_8bit(p, (size_t)(stop - p)) ||
+                                       (linelen += (size_t)(stop - p)) > 998))
                 goto out;
             if (nl != NULL) {
                 linelen = 0;
@@ -228,10 +233,10 @@ clean_7bit(GMimePart *part)
         if (n == 0)
             break;
     }
-    clean = 1;
+    found = what == SCAN_CLEAN;
 out:
     (void)g_mime_stream_reset(s);
-    return clean;
+    return found;
 }
 
 static void
@@ -250,9 +255,18 @@ canon_part(GMimePart *part)
     }
     if (g_mime_part_get_content(part) == NULL)
         return;
-    best = clean_7bit(part) ? GMIME_CONTENT_ENCODING_DEFAULT
-                            : g_mime_part_get_best_content_encoding(
-                                  part, GMIME_ENCODING_CONSTRAINT_7BIT);
+    if (scan_content(part, SCAN_CLEAN))
+        best = GMIME_CONTENT_ENCODING_DEFAULT;
+    else if ((best = g_mime_part_get_best_content_encoding(
+                  part, GMIME_ENCODING_CONSTRAINT_7BIT)) !=
+                 GMIME_CONTENT_ENCODING_BASE64 &&
+             scan_content(part, SCAN_FROM))
+        /* a line starting with "From ": a mailbox writer on the way
+         * (Postfix's local delivery, an MDA) would make it ">From " and
+         * break the signature, and GMime's quoted-printable leaves it as
+         * it is (its best-encoding filter even misses such a line across
+         * its 16 KiB blocks): base64 */
+        best = GMIME_CONTENT_ENCODING_BASE64;
     if (best != GMIME_CONTENT_ENCODING_7BIT)
         g_mime_part_set_content_encoding(part, best);
     else if (enc == GMIME_CONTENT_ENCODING_8BIT ||

@@ -93,6 +93,19 @@ prescan(const char *ct, const char *body, size_t blen, int maxd, int maxp,
     return st;
 }
 
+/* Both counts for "multipart/mixed; boundary=p" + body, default limits:
+ * the pre-scan's status and count, and GMime's count. */
+static smm_status
+both_p(const char *body, int *n, int *gn)
+{
+    const char *ct = "multipart/mixed; boundary=p";
+    struct smm_err err;
+    int depth;
+
+    *gn = gmime_parts(ct, body, strlen(body), &depth);
+    return prescan(ct, body, strlen(body), 32, 1000, n, &err);
+}
+
 #define MIX "multipart/mixed; boundary=\"b\""
 #define TXT "Content-Type: text/plain\r\n\r\nx\r\n"
 
@@ -303,10 +316,7 @@ main(void)
                   "--p\r\n" TXT "--p\r\nContent-Type: text/plain\r\n\r\n"
                   "Content-Type: application/json",
                   "\r\n--p--\r\n");
-    st = prescan("multipart/mixed; boundary=p", body, strlen(body), 32, 1000,
-                 &n, &err);
-    gn =
-        gmime_parts("multipart/mixed; boundary=p", body, strlen(body), &gdepth);
+    st = both_p(body, &n, &gn);
     ok(st == SMM_OK && n == 3 && gn == n,
        "a quoted Content-Type line followed by 140 KB of indented lines (%d, "
        "GMime %d)",
@@ -319,10 +329,7 @@ main(void)
                   "--p\r\n" TXT "--p\r\nContent-Type: application/mbox\r\n"
                   "Content-Transfer-Encoding: 7bit\r\n\r\n",
                   "--p--\r\n");
-    st = prescan("multipart/mixed; boundary=p", body, strlen(body), 32, 1000,
-                 &n, &err);
-    gn =
-        gmime_parts("multipart/mixed; boundary=p", body, strlen(body), &gdepth);
+    st = both_p(body, &n, &gn);
     ok(st == SMM_OK && n == 3 && gn == n,
        "a mailbox of 600 multipart messages, 7bit (%d, GMime %d)", n, gn);
     free(body);
@@ -349,10 +356,7 @@ main(void)
     ok(st == SMM_OK && n == 3, "a 1 MB line of dashes is no delimiter (%d)", n);
     free(body);
     body = repeat(" ", 1 << 20, "--p\r\n" TXT "--p", "\r\n" TXT "--p--\r\n");
-    st = prescan("multipart/mixed; boundary=p", body, strlen(body), 32, 1000,
-                 &n, &err);
-    gn =
-        gmime_parts("multipart/mixed; boundary=p", body, strlen(body), &gdepth);
+    st = both_p(body, &n, &gn);
     ok(st == SMM_OK && n == 3 && gn == n,
        "a delimiter followed by 1 MB of blanks still is one (%d, GMime %d)", n,
        gn);

@@ -336,10 +336,12 @@ transaction(struct mp_conn *c, long n, char *why)
      * MAIL */
     if (!cfg.lean && mp_reset(c) != 0)
         rc = -1;
+    c->msg_macro = NULL; /* (qid is this call's) */
     hdrs_free(&a.hdrs);
     bm_buf_free(&a.body);
     return rc;
 refused:
+    c->msg_macro = NULL;
     hdrs_free(&a.hdrs);
     bm_buf_free(&a.body);
     if (r < 0) {

@@ -67,8 +67,13 @@ DIRFAIL='reply=451 4.4.3 directory lookup failed'
 outage() {
     local before=$1 t
     t=$(date +%s)
-    fault_wait "$T/run" temp $((before + 4)) 30 "$DIRFAIL" ||
+    if ! fault_wait "$T/run" temp $((before + 4)) 30 "$DIRFAIL"; then
+        # what to look at when this happens: the sender, slapd, the milter
         tap_diag "$2: fewer than 4 directory tempfails within 30 s"
+        tap_diag "sender: $(fault_count "$T/run" ok) accepted, $(fault_count "$T/run" temp) tempfailed"
+        tap_diag "slapd: $(ps -o pid=,stat= -p "$(ldap_pids | tr '\n' ',' | sed 's/,$//')" 2>&1 | tr '\n' ' ')"
+        tail -n 15 "$MILTER_LOG" | cut -c1-200 | sed 's/^/# milter: /'
+    fi
     while [ $(($(date +%s) - t)) -lt 3 ]; do sleep 0.2; done
 }
 

@@ -78,8 +78,10 @@ outage() {
 }
 
 t0=$(date +%s)
+# (paced, so that the messages left when a fault starts cannot all go
+# through before it bites, on certificates still in the 1 s cache)
 fault_send "$T/run" --from alice@example.org --to bob@example.net,carol@example.org \
-    --count "$N" --concurrency 4 --id ldap --deadline 150 &
+    --count "$N" --concurrency 4 --id ldap --deadline 150 --pace-ms 200 &
 sender=$!
 
 # 1. slapd stopped

@@ -83,8 +83,9 @@ fault_hold() {
 # encrypted and complete
 phase() {
     local name=$1 prefix=$2 run=$T/$2 sender v
+    # (paced, so that the run cannot be over before the fault starts)
     fault_send "$run" --from alice@example.org --to bob@example.net --size "$SIZE" \
-        --count "$N" --concurrency 4 --id "$prefix" --deadline 120 &
+        --count "$N" --concurrency 4 --id "$prefix" --deadline 120 --pace-ms 200 &
     sender=$!
     fault_wait "$run" ok 4 60 || tap_diag "$name: slow start"
     before=$(fault_count "$run" temp "$TMPFAIL")

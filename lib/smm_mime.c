@@ -477,7 +477,8 @@ out:
  *   it took from a field in such a block, so it never counts more,
  *   whatever it makes of broken header blocks.  Lines of a leaf part's
  *   content (a quoted "Content-Type:" line, a mailbox attachment full of
- *   messages) are no header block, and do not count;
+ *   messages) are no header block, and do not count.  In a header block
+ *   every CR is dropped first, as GMime's parser does;
  * - the depth, following the structure: a stack of open multiparts, the
  *   header block of each part (the last Content-Type field counts, lines
  *   that are no field are skipped, as GMime does), message/rfc822 parts.
@@ -510,6 +511,7 @@ struct prescan {
     struct smm_buf ct;
     int coll; /* collecting a Content-Type field, in any header block */
     struct smm_buf cv;
+    struct smm_buf nocr; /* a header line without its CRs */
     /* in a header block for the count: one that may begin after any
      * delimiter of the set (blk_digest: of a digest), or at the start of
      * a message (blk_msg: the block had a message/rfc822 field; blk_ct:
@@ -796,18 +798,52 @@ ps_collect(struct prescan *ps, const char *d, size_t len)
     }
 }
 
+/* GMime's parser drops every CR in a header block, also inside a line
+ * ("bo\r\rundary=" is "boundary=", a line of CRs is the blank line that
+ * ends the block): *h, *hlen are the line as GMime reads it there. */
+static void
+ps_header_line(struct prescan *ps, const char *d, size_t len, const char **h,
+               size_t *hlen)
+{
+    const char *cr;
+
+    *h = len > 0 ? d : "";
+    *hlen = len;
+    if (len == 0 || (cr = memchr(d, '\r', len)) == NULL)
+        return;
+    smm_buf_reset(&ps->nocr);
+    while (cr != NULL) {
+        if (smm_buf_append(&ps->nocr, d, (size_t)(cr - d)) != SMM_OK) {
+            ps->nomem = 1;
+            return;
+        }
+        len -= (size_t)(cr - d) + 1;
+        d = cr + 1;
+        cr = memchr(d, '\r', len);
+    }
+    if (smm_buf_append(&ps->nocr, d, len) != SMM_OK) {
+        ps->nomem = 1;
+        return;
+    }
+    *h = ps->nocr.data != NULL ? ps->nocr.data : "";
+    *hlen = ps->nocr.len;
+}
+
 /* One complete line (without its LF). */
 static void
 ps_line(struct prescan *ps)
 {
-    const char *d = ps->line, *colon;
-    size_t len = ps->llen, nl, blen;
+    const char *d = ps->line, *colon, *h = "";
+    size_t len = ps->llen, nl, blen, hlen = 0;
     struct ps_bound *e;
     int k, r;
 
     if (!ps->line_long && len > 0 && d[len - 1] == '\r')
         len--;
-    ps_collect(ps, d, len);
+    if (ps->blk || ps->coll || ps->in_header) {
+        ps_header_line(ps, d, len, &h, &hlen);
+        ps_collect(ps, h, hlen);
+    }
     /* the count: a delimiter of any boundary met */
     if (len >= 2 && d[0] == '-' && d[1] == '-' &&
         (!ps->line_long || ps->tail_blank)) {
@@ -838,6 +874,8 @@ ps_line(struct prescan *ps)
     }
     if (!ps->in_header)
         return;
+    d = h; /* the header line as GMime reads it */
+    len = hlen;
     if (len == 0 && !ps->line_long) {
         ps->in_header = 0;
         ps_entity_body(ps, ps->hdr_depth, ps->have_ct ? ps->ct.data : NULL,
@@ -1006,5 +1044,6 @@ smm_mime_prescan(const char *ctype, struct smm_spool *body, int max_depth,
     free(ps.line);
     smm_buf_free(&ps.ct);
     smm_buf_free(&ps.cv);
+    smm_buf_free(&ps.nocr);
     return st;
 }

@@ -181,6 +181,16 @@ static const struct {
      "--b\r\nContent-Type  : multipart/mixed; boundary=c\r\n\r\n--c\r\n" TXT
      "--c--\r\n--b--\r\n",
      3},
+    /* GMime drops every CR in a header block (fuzz-prescan finding) */
+    {"CRs inside a Content-Type field", MIX,
+     "--b\r\nContent-Type: multipart/mixed;\r\n\tbo\r\r\rundary=\"c\"\r\n"
+     "\r\n--c\r\n" TXT "--c\r\n" TXT "--c--\r\n--b--\r\n",
+     4},
+    /* (GMime then misses the delimiter right after it) */
+    {"a line of CRs ends a header block", MIX,
+     "--b\r\nContent-Type: multipart/mixed; boundary=c\r\r\r\n\r\r\n--c\r\n" TXT
+     "--c--\r\n--b--\r\n",
+     -3},
     {"RFC 2231 boundary", "multipart/mixed; boundary*=''r2231",
      "--r2231\r\n" TXT "--r2231--\r\n", 2},
     /* a part's content is no header block, whatever it quotes */

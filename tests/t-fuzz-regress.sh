@@ -13,7 +13,7 @@ export TMPDIR=$T # the targets' private temp dirs go away with $T
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}:abort_on_error=1
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}:halt_on_error=1
 
-for t in inbound outbound certblob config policymap authres prescan; do
+for t in inbound outbound certblob config policymap authres prescan cms; do
     dirs=("$SRCDIR/tests/fuzz/seeds/$t" "$SRCDIR/tests/fuzz/regress/$t")
     case $t in inbound | outbound) dirs+=("$SRCDIR/tests/data/outbound") ;; esac
     files=()

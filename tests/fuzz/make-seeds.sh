@@ -8,6 +8,8 @@
 #                     EC), encrypted to bob (CBC, OAEP, GCM) and to carol
 #                     (ECDH), signed then encrypted, in a multipart/mixed
 #   OUTDIR/outbound   the plain entity with a message header
+#   OUTDIR/cms        the DER of those signatures and enveloped-data, each
+#                     after the byte that picks fuzz-cms's wrapping
 #   OUTDIR/certblob   the userSMIMECertificate and userCertificate values
 #                     of tests/ldap/mkldif.sh (PKCS#7 certs-only, MS TLV,
 #                     DER), a PEM certificate and a signed PKCS#7 blob
@@ -29,8 +31,8 @@ if [ ! -s "$P/carol.pem" ] || [ ! -s "$P/trust.pem" ]; then
     }
 fi
 W=$OUT/work
-rm -rf "$W" "$OUT"/{inbound,outbound,certblob,config}
-mkdir -p "$W" "$OUT"/{inbound,outbound,certblob,config}
+rm -rf "$W" "$OUT"/{inbound,outbound,certblob,config,cms}
+mkdir -p "$W" "$OUT"/{inbound,outbound,certblob,config,cms}
 
 crlf() { sed -e 's/\r$//' -e 's/$/\r/'; }
 printf '%s\n' 'Content-Type: text/plain; charset=utf-8' \
@@ -99,6 +101,19 @@ msg "$OUT/inbound/signed-then-enveloped.eml" <"$W/e"
 
 msg "$OUT/outbound/plain-entity.eml" <"$W/entity"
 
+# fuzz-cms: wrapping byte (0 enveloped, 1 signed-data, 2 authEnveloped,
+# 3 detached signature of the entity above) + DER
+der() { { printf "\\$1"; cat "$W/$2"; } >"$OUT/cms/$2"; }
+der 000 enc.cbc
+der 000 enc.oaep
+der 000 enc.ec
+der 000 enc.signed
+der 001 opaque
+der 002 enc.gcm
+der 003 sig.sha256
+der 003 sig.sha1
+der 003 sig.ec
+
 # certificate blobs: the directory values of the LDAP tests
 sh "$SRC/tests/ldap/mkldif.sh" "$P" "$W/dir.ldif" >"$W/mkldif.log" 2>&1 || {
     cat "$W/mkldif.log" >&2
@@ -116,4 +131,4 @@ openssl smime -sign -binary -in /dev/null -signer "$P/alice.crt" -inkey "$P/alic
 
 sed -e 's/^#\([A-Z][A-Za-z0-9]*\)/\1/' "$SRC/contrib/smime-milter.conf.sample" >"$OUT/config/sample.conf"
 rm -rf "$W"
-echo "make-seeds: $(find "$OUT"/{inbound,outbound,certblob,config} -type f | wc -l) seeds in $OUT"
+echo "make-seeds: $(find "$OUT"/{inbound,outbound,certblob,config,cms} -type f | wc -l) seeds in $OUT"

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/asn1.h>
 #include <openssl/cms.h>
@@ -966,89 +967,158 @@ smm_cms_cipher_name(const unsigned char *der, size_t len, char *buf, size_t sz)
     ERR_clear_error();
 }
 
-/*
- * Decrypt cms (EnvelopedData or AuthEnvelopedData) with a key of the
- * store named by one of its RecipientInfos; the content goes to out.
- * SMM_ENOCERT when no key fits, SMM_EPARSE when a fitting key fails (a
- * damaged message).
- */
+/* Whether key k serves one of the addresses: its certificate names it,
+ * or it is the domain key ("@domain") of its domain. */
 static int
-serves(const struct smm_key *k, char *const *addrs, size_t n)
+serves_one(const struct smm_key *k, const char *addr)
 {
-    size_t i, j;
+    const char *dom = smm_addr_domain(addr);
+    size_t i;
 
     for (i = 0; i < k->addrs.n; i++)
-        for (j = 0; j < n; j++)
-            if (smm_addr_equal(k->addrs.v[i], addrs[j]))
-                return 1;
+        if (smm_addr_equal(k->addrs.v[i], addr) ||
+            (k->addrs.v[i][0] == '@' && dom != NULL &&
+             strcasecmp(k->addrs.v[i] + 1, dom) == 0))
+            return 1;
     return 0;
 }
 
-smm_status
-smm_cms_decrypt(CMS_ContentInfo *cms, const struct smm_keystore *ks,
-                char *const *rcpts, size_t nrcpts, BIO *dcont, BIO *out,
-                const struct smm_key **used, struct smm_err *err)
+static int
+serves(const struct smm_key *k, char *const *addrs, size_t n)
+{
+    size_t j;
+
+    for (j = 0; j < n; j++)
+        if (serves_one(k, addrs[j]))
+            return 1;
+    return 0;
+}
+
+/* Call fn for every key of the store that one of cms's RecipientInfos
+ * names (key transport, and each recipient of key agreement), until it
+ * returns non-zero; returns that. */
+static int
+each_ri_key(CMS_ContentInfo *cms, const struct smm_keystore *ks,
+            int (*fn)(void *, const struct smm_key *), void *arg)
 {
     STACK_OF(CMS_RecipientInfo) *ris = CMS_get0_RecipientInfos(cms);
     const struct smm_key *k;
     ASN1_OCTET_STRING *keyid;
     X509_NAME *issuer;
     ASN1_INTEGER *serial;
-    int i, j, tried = 0, pass;
+    int i, j, r;
 
-    *used = NULL;
-    /* first the keys of the envelope recipients, then any (EncryptToSelf
-     * puts the sender's key in too, archive keys may be there) */
-    for (pass = 0; pass < 2; pass++)
-        for (i = 0; i < sk_CMS_RecipientInfo_num(ris); i++) {
-            CMS_RecipientInfo *ri = sk_CMS_RecipientInfo_value(ris, i);
-            STACK_OF(CMS_RecipientEncryptedKey) *reks = NULL;
-            int nids = 1;
+    for (i = 0; i < sk_CMS_RecipientInfo_num(ris); i++) {
+        CMS_RecipientInfo *ri = sk_CMS_RecipientInfo_value(ris, i);
+        STACK_OF(CMS_RecipientEncryptedKey) *reks = NULL;
+        int nids = 1;
 
-            if (CMS_RecipientInfo_type(ri) == CMS_RECIPINFO_AGREE) {
-                if ((reks = CMS_RecipientInfo_kari_get0_reks(ri)) == NULL)
+        if (CMS_RecipientInfo_type(ri) == CMS_RECIPINFO_AGREE) {
+            if ((reks = CMS_RecipientInfo_kari_get0_reks(ri)) == NULL)
+                continue;
+            nids = sk_CMS_RecipientEncryptedKey_num(reks);
+        } else if (CMS_RecipientInfo_type(ri) != CMS_RECIPINFO_TRANS) {
+            continue;
+        }
+        for (j = 0; j < nids; j++) {
+            size_t it = 0;
+            keyid = NULL;
+            issuer = NULL;
+            serial = NULL;
+            if (reks != NULL) {
+                if (!CMS_RecipientEncryptedKey_get0_id(
+                        sk_CMS_RecipientEncryptedKey_value(reks, j), &keyid,
+                        NULL, NULL, &issuer, &serial))
                     continue;
-                nids = sk_CMS_RecipientEncryptedKey_num(reks);
-            } else if (CMS_RecipientInfo_type(ri) != CMS_RECIPINFO_TRANS) {
+            } else if (!CMS_RecipientInfo_ktri_get0_signer_id(
+                           ri, &keyid, &issuer, &serial)) {
                 continue;
             }
-            for (j = 0; j < nids; j++) {
-                size_t it = 0;
-                keyid = NULL;
-                issuer = NULL;
-                serial = NULL;
-                if (reks != NULL) {
-                    if (!CMS_RecipientEncryptedKey_get0_id(
-                            sk_CMS_RecipientEncryptedKey_value(reks, j), &keyid,
-                            NULL, NULL, &issuer, &serial))
-                        continue;
-                } else if (!CMS_RecipientInfo_ktri_get0_signer_id(
-                               ri, &keyid, &issuer, &serial)) {
-                    continue;
-                }
-                while ((k = smm_keystore_recipient(ks, keyid, issuer, serial,
-                                                   &it)) != NULL) {
-                    if (serves(k, rcpts, nrcpts) != (pass == 0))
-                        continue;
-                    tried++;
-                    ERR_clear_error();
-                    if (CMS_decrypt_set1_pkey_and_peer(cms, k->pkey, k->cert,
-                                                       NULL) == 1 &&
-                        (dcont == NULL || BIO_reset(dcont) == 1) &&
-                        CMS_decrypt(cms, NULL, NULL, dcont, out, CMS_BINARY) ==
-                            1) {
-                        *used = k;
-                        return SMM_OK;
-                    }
-                }
-            }
+            while ((k = smm_keystore_recipient(ks, keyid, issuer, serial,
+                                               &it)) != NULL)
+                if ((r = fn(arg, k)) != 0)
+                    return r;
         }
-    if (tried > 0)
+    }
+    return 0;
+}
+
+struct dec_try {
+    CMS_ContentInfo *cms;
+    char *const *rcpts;
+    size_t nrcpts;
+    int pass; /* 0: keys of the recipients; 1: the others */
+    BIO *dcont, *out;
+    int tried;
+    const struct smm_key *used;
+};
+
+static int
+try_key(void *arg, const struct smm_key *k)
+{
+    struct dec_try *t = arg;
+
+    if (serves(k, t->rcpts, t->nrcpts) != (t->pass == 0))
+        return 0;
+    t->tried++;
+    ERR_clear_error();
+    if (CMS_decrypt_set1_pkey_and_peer(t->cms, k->pkey, k->cert, NULL) == 1 &&
+        (t->dcont == NULL || BIO_reset(t->dcont) == 1) &&
+        CMS_decrypt(t->cms, NULL, NULL, t->dcont, t->out, CMS_BINARY) == 1) {
+        t->used = k;
+        return 1;
+    }
+    return 0;
+}
+
+/*
+ * Decrypt cms (EnvelopedData or AuthEnvelopedData) with a key of the
+ * store named by one of its RecipientInfos; the content goes to out.
+ * Keys of the envelope recipients are tried first; any other key only
+ * when any_key is set.  SMM_ENOCERT when no key fits, SMM_EPARSE when a
+ * fitting key fails (a damaged message).
+ */
+smm_status
+smm_cms_decrypt(CMS_ContentInfo *cms, const struct smm_keystore *ks,
+                char *const *rcpts, size_t nrcpts, int any_key, BIO *dcont,
+                BIO *out, const struct smm_key **used, struct smm_err *err)
+{
+    struct dec_try t = {cms, rcpts, nrcpts, 0, dcont, out, 0, NULL};
+
+    *used = NULL;
+    for (t.pass = 0; t.pass < (any_key ? 2 : 1); t.pass++)
+        if (each_ri_key(cms, ks, try_key, &t)) {
+            *used = t.used;
+            return SMM_OK;
+        }
+    if (t.tried > 0)
         return smm_err_ossl(err, SMM_EPARSE,
                             "decryption with the matching key failed");
     ERR_clear_error();
     return smm_err_set(err, SMM_ENOCERT, "no key for any of its %d recipients",
-                       sk_CMS_RecipientInfo_num(ris));
+                       sk_CMS_RecipientInfo_num(CMS_get0_RecipientInfos(cms)));
+}
+
+static int
+key_serves(void *arg, const struct smm_key *k)
+{
+    return arg == NULL || serves_one(k, arg);
+}
+
+/* The first envelope recipient for whom no key of the store opens one of
+ * cms's RecipientInfos (one that was not meant to read it), or -1; *known:
+ * whether the store has a key for any of them at all. */
+int
+smm_cms_unserved_rcpt(CMS_ContentInfo *cms, const struct smm_keystore *ks,
+                      char *const *rcpts, size_t nrcpts, int *known)
+{
+    size_t i;
+
+    *known = each_ri_key(cms, ks, key_serves, NULL);
+    for (i = 0; i < nrcpts; i++)
+        if (!each_ri_key(cms, ks, key_serves, rcpts[i]))
+            return (int)i;
+    return -1;
 }
 
 static const char *const sig_names[] = {

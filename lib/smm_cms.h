@@ -31,8 +31,11 @@
  * smm_cms_decrypt() finds a key of the store for one of the RecipientInfos
  * (issuer and serial, or subject key identifier; key transport or key
  * agreement; every key in the store counts, expired ones too; keys of the
- * given recipient addresses first) and writes the content (read from
- * dcont when the ciphertext is not in the structure);
+ * given recipient addresses first, others only when asked for) and writes
+ * the content (read from dcont when the ciphertext is not in the
+ * structure); smm_cms_unserved_rcpt() names the first recipient address
+ * none of whose keys opens a RecipientInfo (domain keys serve their
+ * domain);
  * smm_cms_env_split() reads an (Auth)EnvelopedData from a spool as a small
  * structure without its ciphertext and the places of the ciphertext, so a
  * large message is decrypted from the spool without being held in memory
@@ -128,8 +131,10 @@ CMS_ContentInfo *smm_cms_parse_cached(const unsigned char *, size_t,
                                       struct smm_err *);
 void smm_cms_cipher_name(const unsigned char *, size_t, char *, size_t);
 smm_status smm_cms_decrypt(CMS_ContentInfo *, const struct smm_keystore *,
-                           char *const *, size_t, BIO *, BIO *,
+                           char *const *, size_t, int, BIO *, BIO *,
                            const struct smm_key **, struct smm_err *);
+int smm_cms_unserved_rcpt(CMS_ContentInfo *, const struct smm_keystore *,
+                          char *const *, size_t, int *);
 smm_status smm_cms_verify(CMS_ContentInfo *, BIO *, BIO *,
                           const struct smm_verify_opts *, struct smm_sig *,
                           struct smm_err *);

@@ -704,7 +704,22 @@ do_pkcs7(struct in_ctx *c, struct ent *e, int may_change, const char *part,
             st = err->status;
             goto out;
         }
-        st = smm_cms_decrypt(cms, c->s->ks, c->m->rcpts, c->m->nrcpts, dcont,
+        if (c->s->cfg->decrypt_rcpt_only) {
+            /* no key of one recipient opens it: that recipient was not
+             * meant to read it, and must not get it decrypted */
+            int known, u = smm_cms_unserved_rcpt(cms, c->s->ks, c->m->rcpts,
+                                                 c->m->nrcpts, &known);
+            if (u >= 0 && known) {
+                c->dec_no = "not-for-recipient";
+                c->unreadable = 1;
+                snprintf(c->dec_error, sizeof(c->dec_error),
+                         "recipient %.200s has no key it was encrypted to",
+                         c->m->rcpts[u]);
+                goto out;
+            }
+        }
+        st = smm_cms_decrypt(cms, c->s->ks, c->m->rcpts, c->m->nrcpts,
+                             !c->s->cfg->decrypt_rcpt_only, dcont,
                              sink != NULL ? sink : mem, &k, &perr);
         if (st == SMM_ENOCERT) {
             c->dec_no = "no-key";

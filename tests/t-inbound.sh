@@ -187,6 +187,27 @@ process "$T/r" "$T/m.nokey" "$BASE" dave@example.org
 tap_is "$(stamp "$T/r")" "decrypted=no (no-key); verified=none" "no key for it: stamped no-key"
 tap_check "no key: the message is left as it came" -- cmp -s <(body_of "$T/r") <(body_of "$T/m.nokey")
 tap_is "$(ar "$T/r")" "" "no key: no verdict about signatures inside"
+# DecryptForRecipientsOnly (default yes): no decryption oracle.  carol is
+# local and has a key here, but the message is encrypted to bob only.
+process "$T/r" "$T/m.env.aes-256-cbc" "$BASE" carol@example.org
+tap_is "$(stamp "$T/r")" "decrypted=no (not-for-recipient); verified=none" \
+    "encrypted to bob, sent to carol: not decrypted for her"
+tap_check "not for the recipient: body untouched" -- cmp -s <(body_of "$T/r") <(body_of "$T/m.env.aes-256-cbc")
+tap_check "not for the recipient: the log names her" -- \
+    grep -q 'carol@example.org has no key it was encrypted to' "$T/r.log"
+process "$T/r" "$T/m.env.aes-256-cbc" "$BASE" bob@example.net carol@example.org
+tap_is "$(stamp "$T/r")" "decrypted=no (not-for-recipient); verified=none" \
+    "encrypted to bob, sent to bob and carol: not decrypted (carol would read it)"
+process "$T/r" "$T/m.two" "$BASE" bob@example.net carol@example.org
+tap_check "encrypted to bob and carol, sent to both: decrypted" -- same_entity "$T/r" "$T/entity"
+process "$T/r" "$T/m.env.aes-256-cbc" "$(conf anykey DecryptForRecipientsOnly no)" carol@example.org
+tap_is "$(stamp "$T/r")" "decrypted=bob@example.net (aes-256-cbc); verified=none" \
+    "DecryptForRecipientsOnly no: any key of the store decrypts for any local recipient"
+mkdir -p "$T/domkeys"
+install -m 600 "$P/domain.pem" "$T/domkeys/"
+ossl_encrypt "$T/entity" "$T/e.dom" aes-256-cbc "$P/domain.crt" && msg "$T/m.dom" alice@example.org <"$T/e.dom"
+process "$T/r" "$T/m.dom" "$(conf dom KeyStore "$T/domkeys")" anyone@example.org frank@example.org
+tap_check "encrypted to the domain key: decrypted for every recipient of the domain" -- same_entity "$T/r" "$T/entity"
 process "$T/r" "$T/m.env.aes-256-cbc" "$BASE" bob@example.net someone@elsewhere.example
 tap_is "$(stamp "$T/r")" "decrypted=no (relayed); verified=none" "a non-local recipient: never decrypted"
 tap_check "relayed: body untouched" -- cmp -s <(body_of "$T/r") <(body_of "$T/m.env.aes-256-cbc")

@@ -120,7 +120,7 @@ corpus_profile() {
     bc-test192)
         _cp_pem "$dir" test192 bouncycastle/cert.pem bouncycastle/key.pem ||
             return 1
-        local_domains=example.org
+        local_domains=direct.tiani-spirit.net
         ;;
     bc-none)
         local_domains="example.net fred.com example.com example.org"

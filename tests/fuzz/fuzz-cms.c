@@ -11,8 +11,9 @@
  *   2  application/pkcs7-mime; smime-type=authEnveloped-data
  *   3  multipart/signed: the DER is the detached signature of the seed
  *      entity below (the entity tests/fuzz/make-seeds.sh signs)
- * The key store holds bob's (RSA) and carol's (EC) keys and the trust
- * anchors are the test root, so with SMM_FUZZ_PKI set to the PKI of
+ * The key store holds bob's (RSA) and carol's (EC) keys, any of which
+ * decrypts (DecryptForRecipientsOnly no), and the trust anchors are the
+ * test root, so with SMM_FUZZ_PKI set to the PKI of
  * make-seeds.sh the seeds decrypt and verify (make-seeds.sh writes them
  * to OUTDIR/cms with that first byte).
  */
@@ -60,6 +61,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
              "TempDirectory %s\n"
              "LocalDomains example.net example.org\n"
              "AllowSHA1Signatures yes\n"
+             "DecryptForRecipientsOnly no\n"
              "LogLevel error\n",
              tmp, pki, tmp);
     state = fuzz_state("cms", conf);

@@ -4,7 +4,8 @@
  * The input is a message as `smime-milter-ctl process --inbound` reads it
  * (header, empty line, body).  It goes through smm_pipeline_run() with
  * SMM_DIR_INBOUND twice: with the default inbound options, and with
- * UnwrapOpaqueSigned, StripSignatures and Harvest on (the sender, alice,
+ * UnwrapOpaqueSigned, StripSignatures, Harvest on and
+ * DecryptForRecipientsOnly off (the sender, alice,
  * has no key there, so her good signatures are harvested) and bodies over
  * 512 bytes spilled to a temporary file.  The key store holds keys for
  * the envelope recipients (bob: RSA, carol: EC) and the trust anchors
@@ -51,6 +52,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
              "AllowSHA1Signatures yes\n"
              "Harvest yes\n"
              "HarvestStore %s/harvest\n"
+             "DecryptForRecipientsOnly no\n"
              "LogLevel error\n",
              tmp, pki, tmp, tmp);
     unwrap = fuzz_state("inbound-unwrap", conf);

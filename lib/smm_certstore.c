@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include <openssl/err.h>
+#include <openssl/x509v3.h>
 
 #include "smm_certstore.h"
 #include "smm_config.h"
@@ -29,7 +30,8 @@ struct cs_entry {
 
 struct smm_certstore {
     STACK_OF(X509) * all;
-    char **files; /* parallel to all, nfiles of them */
+    STACK_OF(X509) * cas; /* the CA certificates of all (no references) */
+    char **files;         /* parallel to all, nfiles of them */
     size_t nfiles;
     struct cs_entry *idx;
     size_t nidx;
@@ -115,7 +117,10 @@ smm_certstore_load(const char *dir, const char *what, int must_exist,
 
     *out = NULL;
     if ((cs = calloc(1, sizeof(*cs))) == NULL ||
-        (cs->all = sk_X509_new_null()) == NULL) {
+        (cs->all = sk_X509_new_null()) == NULL ||
+        (cs->cas = sk_X509_new_null()) == NULL) {
+        if (cs != NULL)
+            sk_X509_free(cs->all);
         free(cs);
         return smm_err_set(err, SMM_ENOMEM, "out of memory");
     }
@@ -133,6 +138,8 @@ smm_certstore_load(const char *dir, const char *what, int must_exist,
     for (i = 0; i < (size_t)sk_X509_num(cs->all); i++) {
         X509 *x = sk_X509_value(cs->all, (int)i);
         (void)smm_x509_usage(x); /* cache extensions before sharing */
+        if (X509_check_ca(x) > 0 && !sk_X509_push(cs->cas, x))
+            goto nomem;
         smm_strlist_free(&addrs);
         if (smm_x509_addresses(x, &addrs) != SMM_OK)
             goto nomem;
@@ -202,6 +209,13 @@ STACK_OF(X509) * smm_certstore_all(const struct smm_certstore *cs)
     return cs != NULL ? cs->all : NULL;
 }
 
+/* The CA certificates of the store, intermediates for chains (not a copy;
+ * do not free). */
+STACK_OF(X509) * smm_certstore_cas(const struct smm_certstore *cs)
+{
+    return cs != NULL ? cs->cas : NULL;
+}
+
 /* The file a certificate of this store came from, or NULL. */
 const char *
 smm_certstore_file(const struct smm_certstore *cs, X509 *x)
@@ -227,6 +241,7 @@ smm_certstore_free(struct smm_certstore *cs)
         free(cs->files[i]);
     free(cs->files);
     free(cs->idx);
+    sk_X509_free(cs->cas);
     sk_X509_pop_free(cs->all, X509_free);
     free(cs);
 }

@@ -25,6 +25,7 @@ smm_status smm_certstore_load(const char *, const char *, int,
 int smm_certstore_find(const struct smm_certstore *, const char *,
                        STACK_OF(X509) *);
 STACK_OF(X509) * smm_certstore_all(const struct smm_certstore *);
+STACK_OF(X509) * smm_certstore_cas(const struct smm_certstore *);
 const char *smm_certstore_file(const struct smm_certstore *, X509 *);
 void smm_certstore_free(struct smm_certstore *);
 

@@ -535,7 +535,7 @@ layer_error(struct in_ctx *c, const char *part, enum smm_sig_result r,
 static STACK_OF(X509) *
     sender_certs(const struct smm_state *s, const char *from, time_t now)
 {
-    STACK_OF(X509) *out = sk_X509_new_null();
+    STACK_OF(X509) *out = sk_X509_new_null(), *cas;
     const struct smm_key *k;
     unsigned caps;
     int i, n;
@@ -555,6 +555,13 @@ static STACK_OF(X509) *
     (void)smm_certstore_find(s->certstore, from, out);
     if (smm_harvest_read(s->cfg->harvest_store, from, out, &caps) == 0)
         (void)smm_certstore_find(s->harvest, from, out);
+    /* the intermediates of the local store, for signers that send only
+     * their own certificate */
+    cas = smm_certstore_cas(s->certstore);
+    for (n = 0; n < sk_X509_num(cas); n++)
+        if (X509_up_ref(sk_X509_value(cas, n)) &&
+            !sk_X509_push(out, sk_X509_value(cas, n)))
+            X509_free(sk_X509_value(cas, n));
     return out;
 }
 

@@ -154,6 +154,17 @@ msg "$T/m.plain" alice@example.org <"$T/entity"
 process "$T/r" "$T/m.plain"
 tap_is "$(ar "$T/r")" "none" "no signature: smime=none"
 tap_is "$(stamp "$T/r")" "decrypted=no (not-encrypted); verified=none" "stamp of plain mail"
+# a signer that sends only its own certificate: the intermediate comes
+# from the CertificateStore (or nowhere)
+openssl cms -sign -binary -crlfeol -md sha256 -in "$T/entity" -signer "$P/alice.crt" \
+    -inkey "$P/alice.key" -out "$T/s.alone" 2>/dev/null && norm "$T/s.alone" &&
+    msg "$T/m.alone" alice@example.org <"$T/s.alone"
+process "$T/r" "$T/m.alone"
+tap_is "$(ar "$T/r")" "neutral" "signer certificate alone, intermediate unknown: neutral"
+mkdir -p "$T/cs-inter"
+cp "$P/inter.crt" "$T/cs-inter/"
+process "$T/r" "$T/m.alone" "$(conf csinter CertificateStore "$T/cs-inter")"
+tap_is "$(ar "$T/r")" "pass" "signer certificate alone, intermediate in the CertificateStore: pass"
 
 # ---------------------------------------------------------- decryption
 for c in aes-128-cbc aes-256-cbc aes-256-gcm; do

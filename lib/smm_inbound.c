@@ -918,9 +918,12 @@ do_signed(struct in_ctx *c, struct ent *e, const struct ctinfo *ci,
     if ((st = split_parts(e->sp, e->off, e->len, ci->boundary, 2, &pl, &more,
                           err)) != SMM_OK)
         return st;
-    if (pl.n < 2) {
+    if (pl.n < 2 || more) {
+        /* RFC 1847 2.1: exactly two; a third would pass unsigned content
+         * off as signed */
         layer_error(c, part, SMM_SIG_PERMERROR,
-                    "multipart/signed without two parts");
+                    more ? "multipart/signed with more than two parts"
+                         : "multipart/signed without two parts");
         goto out;
     }
     if ((l = new_layer(c, part)) == NULL)

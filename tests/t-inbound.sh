@@ -131,6 +131,12 @@ tap_is "$(ar "$T/r")" "pass" "ECDSA P-256 signer: pass"
 sed 's/inbound test\./inbound TEST./' "$T/m.dsig.sha256" >"$T/m.bad"
 process "$T/r" "$T/m.bad"
 tap_is "$(ar "$T/r")" "fail" "altered signed content: fail"
+# RFC 1847: exactly two parts; a third, unsigned one must not pass as signed
+perl -0pe 's/(\r\n--([^\r\n]+)--\r\n)(?![\s\S]*\r\n--[^\r\n]+--\r\n)/\r\n--$2\r\nContent-Type: text\/plain\r\n\r\nunsigned\r\n--$2--\r\n/' \
+    "$T/m.dsig.sha256" >"$T/m.third"
+tap_check "(a third part was added)" -- grep -q '^unsigned' "$T/m.third"
+process "$T/r" "$T/m.third"
+tap_is "$(ar "$T/r")" "permerror" "multipart/signed with a third, unsigned part: permerror"
 ossl_sign "$T/entity" "$T/s.u" sha256 untrusted && msg "$T/m.untrusted" ursula@example.org <"$T/s.u"
 process "$T/r" "$T/m.untrusted"
 tap_is "$(ar "$T/r")" "neutral" "signer from an unknown root: neutral"

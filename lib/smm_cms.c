@@ -1337,6 +1337,8 @@ check_policy(CMS_SignerInfo *si, X509 *x, const struct smm_verify_opts *o,
     }
     if (o->from == NULL)
         return sig_set(s, SMM_SIG_POLICY, "no From address to compare");
+    if (o->from_why != NULL)
+        return sig_set(s, SMM_SIG_POLICY, "%s", o->from_why);
     (void)smm_x509_addresses(x, &addrs);
     for (i = 0; i < addrs.n; i++)
         if (smm_addr_equal(addrs.v[i], o->from))

@@ -107,7 +107,9 @@ struct smm_verify_opts {
                                    when smm_cms_parse_cached() took them
                                    out; NULL: they are in the CMS */
     time_t now;
-    const char *from; /* the From address, or NULL */
+    const char *from;     /* the From address, or NULL */
+    const char *from_why; /* why the From field names no single author
+                             (no signer can match it), or NULL */
     int min_key_bits;
     int allow_sha1;
 };

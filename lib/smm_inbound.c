@@ -30,6 +30,7 @@
 #include "smm_inbound.h"
 #include "smm_log.h"
 #include "smm_mime.h"
+#include "smm_pipeline.h"
 #include "smm_resolver.h"
 #include "smm_x509.h"
 #include "smm_certstore.h"
@@ -55,6 +56,7 @@ struct in_ctx {
     struct smm_message *m;
     const struct smm_run_opts *o;
     char *from;
+    const char *from_why; /* smm_message_from_problem(), or NULL */
     size_t mem;
     struct smm_spool **owned;
     size_t nowned;
@@ -575,6 +577,7 @@ verify_opts(struct in_ctx *c, struct smm_verify_opts *vo)
     vo->extra = c->sender_certs;
     vo->now = c->o->now;
     vo->from = c->from;
+    vo->from_why = c->from_why;
     vo->min_key_bits = c->s->cfg->min_key_bits;
     vo->allow_sha1 = c->s->cfg->allow_sha1;
 }
@@ -1425,6 +1428,7 @@ smm_inbound_run(const struct smm_state *s, struct smm_message *m,
         return SMM_OK;
     }
     c.from = smm_message_from_address(m);
+    c.from_why = smm_message_from_problem(m);
     top.sp = m->body;
     top.off = 0;
     top.len = smm_spool_len(m->body);

@@ -54,6 +54,36 @@ smm_message_from_address(const struct smm_message *m)
     return out;
 }
 
+/*
+ * Why the From field names no single author, or NULL: a second From
+ * field (RFC 5322 allows one), or more than one mailbox in it.  A mail
+ * reader may show another address than the one a signature was checked
+ * against.
+ */
+const char *
+smm_message_from_problem(const struct smm_message *m)
+{
+    const char *v = smm_message_header(m, "From", 0);
+    InternetAddressList *l;
+    InternetAddress *a;
+    int i, n = 0;
+
+    if (v == NULL)
+        return NULL;
+    if (smm_message_header(m, "From", 1) != NULL)
+        return "more than one From field";
+    if ((l = internet_address_list_parse(NULL, v)) == NULL)
+        return NULL;
+    for (i = 0; i < internet_address_list_length(l); i++) {
+        a = internet_address_list_get_address(l, i);
+        n += INTERNET_ADDRESS_IS_MAILBOX(a)
+                 ? 1
+                 : 2; /* a group: any number of mailboxes */
+    }
+    g_object_unref(l);
+    return n > 1 ? "more than one From address" : NULL;
+}
+
 static smm_status stamp(const struct smm_state *s, struct smm_result *r,
                         const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -35,6 +35,7 @@ smm_status smm_pipeline_run(const struct smm_state *, struct smm_message *,
                             enum smm_direction, const struct smm_run_opts *,
                             struct smm_result *, struct smm_err *);
 char *smm_message_from_address(const struct smm_message *);
+const char *smm_message_from_problem(const struct smm_message *);
 
 /* SplitRecipients: the class of a recipient at RCPT time. */
 enum smm_rcpt_class {

@@ -137,6 +137,15 @@ perl -0pe 's/(\r\n--([^\r\n]+)--\r\n)(?![\s\S]*\r\n--[^\r\n]+--\r\n)/\r\n--$2\r\
 tap_check "(a third part was added)" -- grep -q '^unsigned' "$T/m.third"
 process "$T/r" "$T/m.third"
 tap_is "$(ar "$T/r")" "permerror" "multipart/signed with a third, unsigned part: permerror"
+# RFC 5322: one From field, here with one mailbox; a reader might show
+# the other address next to a pass
+sed '0,/^From: /s//From: <carol@example.org>\r\nFrom: /' "$T/m.dsig.sha256" >"$T/m.2from"
+process "$T/r" "$T/m.2from"
+tap_is "$(ar "$T/r")" "policy" "a second From field: policy, not pass"
+tap_check "(its reason)" -- grep -q 'reason="more than one From field"' "$T/r"
+sed '0,/^From: <alice@example.org>/s//From: <alice@example.org>, <carol@example.org>/' "$T/m.dsig.sha256" >"$T/m.2addr"
+process "$T/r" "$T/m.2addr"
+tap_is "$(ar "$T/r")" "policy" "two mailboxes in From: policy, not pass"
 ossl_sign "$T/entity" "$T/s.u" sha256 untrusted && msg "$T/m.untrusted" ursula@example.org <"$T/s.u"
 process "$T/r" "$T/m.untrusted"
 tap_is "$(ar "$T/r")" "neutral" "signer from an unknown root: neutral"

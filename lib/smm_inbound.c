@@ -739,9 +739,14 @@ do_pkcs7(struct in_ctx *c, struct ent *e, int may_change, const char *part,
             goto out;
         }
         if (st == SMM_EPARSE) {
+            /* well-formed, but the key that fits does not open it (bad
+             * padding, a failed GCM tag): as unreadable as without a
+             * key, and no signature was seen to give a verdict on */
+            c->dec_no = "corrupt";
+            c->unreadable = 1;
             snprintf(c->dec_error, sizeof(c->dec_error), "%s", perr.msg);
             st = SMM_OK;
-            goto corrupt;
+            goto out;
         }
         if (st != SMM_OK) {
             *err = perr;

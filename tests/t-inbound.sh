@@ -249,6 +249,24 @@ process "$T/r" "$T/m.corrupt"
 tap_ok $? "truncated EnvelopedData: processed, exit 0"
 tap_is "$(stamp "$T/r")" "decrypted=no (corrupt); verified=permerror" "truncated EnvelopedData: corrupt, permerror"
 tap_check "corrupt: delivered as it came" -- cmp -s <(body_of "$T/r") <(body_of "$T/m.corrupt")
+# well-formed, but it does not decrypt: the last byte of the next-to-last
+# CBC block flipped (the padding byte becomes > 16), the last GCM
+# ciphertext byte flipped (before the 16-byte tag and its 2-byte header:
+# the tag fails)
+for c in aes-256-cbc:-17 aes-256-gcm:-19; do
+    at=${c#*:} c=${c%:*}
+    openssl cms -encrypt -binary -"$c" -in "$T/entity" -outform DER -out "$T/e.der" \
+        -recip "$P/bob.crt" 2>/dev/null
+    AT=$at perl -0777 -pe 'substr($_, $ENV{AT}, 1) ^= "\x80"' "$T/e.der" >"$T/e.bad.der"
+    smime_wrap_p7m "$T/e.bad.der" "$T/w" enveloped-data
+    msg "$T/m.baddec" alice@example.org <"$T/w"
+    process "$T/r" "$T/m.baddec"
+    tap_is "$(stamp "$T/r")" "decrypted=no (corrupt); verified=none" \
+        "$c, damaged ciphertext: not decrypted, no signature verdict"
+    tap_is "$(ar "$T/r")" "" "$c, damaged ciphertext: no smime= result (nothing was seen to verify)"
+    tap_check "$c, damaged ciphertext: delivered as it came" -- cmp -s <(body_of "$T/r") <(body_of "$T/m.baddec")
+    tap_check "$c, damaged ciphertext: the log says why" -- grep -q 'decryption with the matching key failed' "$T/r.log"
+done
 # the type is read from the CMS data, not from smime-type
 sed 's/smime-type=enveloped-data/smime-type=signed-data/' "$T/m.env.aes-256-cbc" >"$T/m.lie"
 process "$T/r" "$T/m.lie"

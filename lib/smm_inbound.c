@@ -783,8 +783,10 @@ do_pkcs7(struct in_ctx *c, struct ent *e, int may_change, const char *part,
             goto out;
         if (inner_repl != NULL)
             *repl = inner_repl;
-        else if (may_change && c->s->cfg->unwrap_opaque)
-            *repl = content;
+        else if (may_change && c->s->cfg->unwrap_opaque &&
+                 l->sig.result <= SMM_SIG_NEUTRAL)
+            *repl = content; /* a failed signature stays around its
+                                content, for the client to show */
         break;
     default:
         break; /* certs-only and the like: nothing to check */

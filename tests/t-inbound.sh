@@ -152,6 +152,16 @@ tap_is "$(ar "$T/r")" "neutral" "signer from an unknown root: neutral"
 ossl_sign "$T/entity" "$T/s.rev" sha256 revoked && msg "$T/m.revoked" rita@example.org <"$T/s.rev"
 process "$T/r" "$T/m.revoked"
 tap_is "$(ar "$T/r")" "fail" "revoked signer (CRLs): fail"
+# UnwrapOpaqueSigned leaves a failed signature around its content (the
+# client shows the failure), and unwraps a neutral one
+ossl_sign "$T/entity" "$T/o.rev" sha256 revoked -nodetach && msg "$T/m.orev" rita@example.org <"$T/o.rev"
+process "$T/r" "$T/m.orev" "$(conf unwrap UnwrapOpaqueSigned yes)"
+tap_is "$(ar "$T/r"):$(hdr Content-Type "$T/r" | cut -d';' -f1)" "fail:application/pkcs7-mime" \
+    "UnwrapOpaqueSigned, revoked signer (fail): kept as opaque signed-data"
+ossl_sign "$T/entity" "$T/o.u" sha256 untrusted -nodetach && msg "$T/m.ou" ursula@example.org <"$T/o.u"
+process "$T/r" "$T/m.ou" "$(conf unwrap UnwrapOpaqueSigned yes)"
+tap_is "$(ar "$T/r")" "neutral" "UnwrapOpaqueSigned, untrusted signer: neutral"
+tap_check "UnwrapOpaqueSigned, neutral: unwrapped" -- same_entity "$T/r" "$T/entity"
 msg "$T/m.forged-from" mallory@example.org <"$T/s.sha256"
 process "$T/r" "$T/m.forged-from"
 tap_is "$(ar "$T/r")" "policy" "signer is not the From address: policy"

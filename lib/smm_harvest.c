@@ -84,6 +84,34 @@ smm_harvest_read(const char *dir, const char *addr, STACK_OF(X509) * out,
     return n;
 }
 
+/* Write x's issuers found in chain, each once, up to a self-signed one
+ * (chain may hold other certificates too: trust anchors, intermediates
+ * known here).  Returns 0 when a write fails. */
+static int
+write_issuers(FILE *fp, X509 *x, STACK_OF(X509) * chain)
+{
+    X509 *cur = x, *y, *next;
+    int i, depth;
+
+    for (depth = 0; depth < 16; depth++) {
+        if (X509_check_issued(cur, cur) == X509_V_OK)
+            break; /* self-signed: the top */
+        next = NULL;
+        for (i = 0; next == NULL && i < sk_X509_num(chain); i++) {
+            y = sk_X509_value(chain, i);
+            if (y != cur && X509_cmp(y, cur) != 0 && X509_check_ca(y) > 0 &&
+                X509_check_issued(y, cur) == X509_V_OK)
+                next = y;
+        }
+        if (next == NULL)
+            break;
+        if (!PEM_write_X509(fp, next))
+            return 0;
+        cur = next;
+    }
+    return 1;
+}
+
 int
 smm_harvest_store(const struct smm_state *s, const char *addr, X509 *x,
                   STACK_OF(X509) * chain, unsigned caps, time_t now,
@@ -121,6 +149,10 @@ smm_harvest_store(const struct smm_state *s, const char *addr, X509 *x,
         X509 *y = sk_X509_value(old, i);
         if (X509_check_ca(y) > 0)
             continue;
+        /* a signature without SMIMECapabilities says nothing new about
+         * the same certificate: what an earlier one said stays */
+        if (X509_cmp(x, y) == 0 && !(caps & SMM_CAP_KNOWN))
+            caps = oldcaps;
         if ((X509_cmp(x, y) == 0 && oldcaps == caps) ||
             (X509_cmp(x, y) != 0 &&
              smm_x509_not_before(y) > smm_x509_not_before(x) &&
@@ -130,8 +162,12 @@ smm_harvest_store(const struct smm_state *s, const char *addr, X509 *x,
         }
     }
     snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
-    if ((fd = mkstemp(tmp)) < 0 || fchmod(fd, 0644) != 0 ||
-        (fp = fdopen(fd, "w")) == NULL) {
+    if ((fd = mkstemp(tmp)) < 0 && errno == ENOENT && mkdir(dir, 0755) == 0) {
+        /* a HarvestStore not made yet (mkstemp filled in the template) */
+        snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
+        fd = mkstemp(tmp);
+    }
+    if (fd < 0 || fchmod(fd, 0644) != 0 || (fp = fdopen(fd, "w")) == NULL) {
         smm_err_set(err, SMM_EIO, "HarvestStore %s: %s", dir, strerror(errno));
         if (fd >= 0) {
             close(fd);
@@ -153,12 +189,7 @@ smm_harvest_store(const struct smm_state *s, const char *addr, X509 *x,
             caps & SMM_CAP_GCM128 ? " aes-128-gcm" : "",
             caps & SMM_CAP_GCM256 ? " aes-256-gcm" : "",
             caps & SMM_CAP_KNOWN ? " aes-cbc" : "", when);
-    ok = PEM_write_X509(fp, x);
-    for (i = 0; ok && i < sk_X509_num(chain); i++) {
-        X509 *y = sk_X509_value(chain, i);
-        if (X509_cmp(x, y) != 0 && X509_check_ca(y) > 0)
-            ok = PEM_write_X509(fp, y);
-    }
+    ok = PEM_write_X509(fp, x) && write_issuers(fp, x, chain);
     if (!ok || fflush(fp) != 0 || fsync(fileno(fp)) != 0) {
         smm_err_set(err, SMM_EIO, "writing %s: %s", tmp, strerror(errno));
         fclose(fp);

@@ -423,6 +423,23 @@ lookup alice@example.org
 tap_is "$?" "0" "after: smime-milter-ctl lookup finds alice's certificate"
 tap_check "lookup says it came from the harvested store" -- grep -q 'source: harvested' "$T/lookup.out"
 tap_check "the harvested file records the capabilities" -- grep -q '^# capabilities: known' "$T"/harvest/alice@example.org.pem
+# the file: alice's certificate, then her issuers up to the root, each once
+# (the signature carries the intermediate, the trust anchors the root)
+fps() { openssl crl2pkcs7 -nocrl -certfile "$1" | openssl pkcs7 -print_certs 2>/dev/null |
+    awk '/BEGIN/ {c = ""} {c = c $0 "\n"} /END/ {printf "%s", c | "openssl x509 -noout -fingerprint -sha256"; close("openssl x509 -noout -fingerprint -sha256")}'; }
+tap_is "$(fps "$T/harvest/alice@example.org.pem" | wc -l):$(fps "$T/harvest/alice@example.org.pem" | sort -u | wc -l)" "3:3" \
+    "the harvested file holds alice, her intermediate and the root, none twice"
+# a later signature without SMIMECapabilities (same certificate) keeps them
+openssl cms -sign -binary -crlfeol -md sha256 -nosmimecap -in "$T/entity" -signer "$P/alice.crt" \
+    -inkey "$P/alice.key" -certfile "$P/chain.pem" -out "$T/s.nocap" 2>/dev/null && norm "$T/s.nocap" &&
+    msg "$T/m.nocap" alice@example.org <"$T/s.nocap"
+process "$T/r" "$T/m.nocap" "$H"
+tap_is "$(ar "$T/r")" "pass" "a signature without SMIMECapabilities: pass"
+tap_check "... and the capabilities harvested before are kept" -- \
+    grep -q '^# capabilities: known' "$T"/harvest/alice@example.org.pem
+# a HarvestStore directory that does not exist yet is made
+process "$T/r" "$T/m.dsig.sha256" "$(conf harvest2 Harvest yes HarvestStore "$T/harvest-new")"
+tap_check "a HarvestStore not made yet is made at the first harvest" -- test -s "$T/harvest-new/alice@example.org.pem"
 # the next outbound message to alice is encrypted with the harvested certificate
 printf 'From: <bob@example.net>\r\nTo: <alice@example.org>\r\nSubject: reply\r\n\r\nreply text\r\n' >"$T/reply"
 "$CTL" -c "$H" process --outbound --from bob@example.net --rcpt alice@example.org <"$T/reply" >"$T/reply.out" 2>/dev/null

@@ -42,6 +42,7 @@ struct ent {
     struct smm_spool *sp; /* not owned */
     size_t off, len;      /* the body */
     char *ctype, *cte, *cdisp;
+    char *subject;           /* the entity's own Subject field, if any */
     struct smm_header *hdrs; /* Content-* fields (nested entities only) */
     size_t nhdrs;
 };
@@ -82,6 +83,7 @@ ent_free(struct ent *e)
     free(e->ctype);
     free(e->cte);
     free(e->cdisp);
+    free(e->subject);
     for (i = 0; i < e->nhdrs; i++) {
         free(e->hdrs[i].name);
         free(e->hdrs[i].value);
@@ -286,7 +288,15 @@ ent_parse(struct smm_spool *sp, size_t off, size_t len, struct ent *e,
                 goto nomem;
             continue;
         }
-        if (name != NULL) { /* the previous field is complete */
+        if (name != NULL && strcasecmp(name, "Subject") == 0) {
+            if (e->subject == NULL) { /* the first counts */
+                e->subject = value;
+                value = NULL;
+            }
+            free(name);
+            free(value);
+            name = value = NULL;
+        } else if (name != NULL) { /* the previous field is complete */
             if ((nh = realloc(e->hdrs, (e->nhdrs + 1) * sizeof(*nh))) == NULL)
                 goto nomem;
             e->hdrs = nh;
@@ -312,7 +322,8 @@ ent_parse(struct smm_spool *sp, size_t off, size_t len, struct ent *e,
         {
             char *colon = strchr(line, ':');
             *colon = '\0';
-            if (!is_content_field(line))
+            /* Subject too: header protection keeps the real one here */
+            if (!is_content_field(line) && strcasecmp(line, "Subject") != 0)
                 continue;
             if ((name = strdup(line)) == NULL)
                 goto nomem;
@@ -1275,6 +1286,35 @@ smm_ar_strip_ours(struct smm_result *r, const struct smm_message *m,
 }
 
 /* Replace the message's Content-* fields and body by entity sp. */
+/*
+ * Header protection (RFC 9788 hp="cipher"/"clear", and the
+ * protected-headers="v1" of its drafts, which Thunderbird writes): the
+ * real Subject is inside, the outer one may be a placeholder ("[...]",
+ * "...").  The decrypted entity is delivered without its own header
+ * fields, so its Subject becomes the message's.
+ */
+static smm_status
+protected_subject(struct in_ctx *c, const struct ent *e, struct smm_result *r)
+{
+    GMimeContentType *ct;
+    const char *outer;
+    int hp;
+
+    if (e->subject == NULL || e->ctype == NULL ||
+        (ct = g_mime_content_type_parse(NULL, e->ctype)) == NULL)
+        return SMM_OK;
+    hp = g_mime_content_type_get_parameter(ct, "hp") != NULL ||
+         g_mime_content_type_get_parameter(ct, "protected-headers") != NULL;
+    g_object_unref(ct);
+    if (!hp)
+        return SMM_OK;
+    outer = smm_message_header(c->m, "Subject", 0);
+    if (outer != NULL && strcmp(outer + strspn(outer, " \t"), e->subject) == 0)
+        return SMM_OK;
+    return smm_result_edit(r, outer != NULL ? SMM_EDIT_CHANGE : SMM_EDIT_ADD,
+                           "Subject", outer != NULL ? 1 : 0, e->subject);
+}
+
 static smm_status
 apply_replacement(struct in_ctx *c, struct smm_spool *sp, struct smm_result *r,
                   struct smm_err *err)
@@ -1304,7 +1344,8 @@ apply_replacement(struct in_ctx *c, struct smm_spool *sp, struct smm_result *r,
         hdrs[n++] = e.hdrs[i].value;
     }
     hdrs[n] = NULL;
-    if (smm_result_content_headers(r, c->m, hdrs) != SMM_OK) {
+    if (smm_result_content_headers(r, c->m, hdrs) != SMM_OK ||
+        protected_subject(c, &e, r) != SMM_OK) {
         st = smm_err_set(err, SMM_ENOMEM, "out of memory");
         goto out;
     }

@@ -259,6 +259,24 @@ process "$T/r" "$T/m.corrupt"
 tap_ok $? "truncated EnvelopedData: processed, exit 0"
 tap_is "$(stamp "$T/r")" "decrypted=no (corrupt); verified=permerror" "truncated EnvelopedData: corrupt, permerror"
 tap_check "corrupt: delivered as it came" -- cmp -s <(body_of "$T/r") <(body_of "$T/m.corrupt")
+# header protection: the real Subject is inside the encryption, the outer
+# one a placeholder (Thunderbird's protected-headers="v1", RFC 9788's hp=)
+for hp in 'protected-headers="v1"' 'hp="cipher"'; do
+    printf '%s\r\n' "Content-Type: text/plain; charset=utf-8; $hp" \
+        'Subject: =?utf-8?q?The_real_subject_=E2=9C=93?=' ' folded on' 'From: <alice@example.org>' \
+        'To: <bob@example.net>' '' 'protected text' >"$T/hp.ent"
+    ossl_encrypt "$T/hp.ent" "$T/e.hp" aes-256-cbc "$P/bob.crt" &&
+        msg "$T/m.hp" alice@example.org <"$T/e.hp"
+    sed -i 's/^Subject: inbound test/Subject: [...]/' "$T/m.hp"
+    process "$T/r" "$T/m.hp"
+    tap_is "$(hdr Subject "$T/r")" "=?utf-8?q?The_real_subject_=E2=9C=93?= folded on" \
+        "$hp: the protected Subject replaces the placeholder"
+    tap_is "$(sed -e '/^\r\{0,1\}$/q' "$T/r" | grep -c -i '^Subject:')" "1" "$hp: one Subject field"
+done
+printf '%s\r\n' 'Content-Type: text/plain' 'Subject: not protected' '' 'text' >"$T/nohp.ent"
+ossl_encrypt "$T/nohp.ent" "$T/e.nohp" aes-256-cbc "$P/bob.crt" && msg "$T/m.nohp" alice@example.org <"$T/e.nohp"
+process "$T/r" "$T/m.nohp"
+tap_is "$(hdr Subject "$T/r")" "inbound test" "a Subject inside without header protection: the outer one stays"
 # well-formed, but it does not decrypt: the last byte of the next-to-last
 # CBC block flipped (the padding byte becomes > 16), the last GCM
 # ciphertext byte flipped (before the 16-byte tag and its 2-byte header:

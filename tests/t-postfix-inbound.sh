@@ -4,8 +4,10 @@
 # sign-then-encrypt by OpenSSL arrives decrypted, byte for byte, with
 # Authentication-Results at the top and a signature that still verifies
 # with OpenSSL and NSS; a large message spills to disk and survives; a
-# relayed recipient keeps it encrypted; forged Authentication-Results and
-# X-SMIME-Milter fields never reach the mailbox; a verified signature from
+# relayed recipient keeps it encrypted, and so does a local recipient it
+# was not encrypted to; a protected Subject comes back; forged
+# Authentication-Results and X-SMIME-Milter fields never reach the
+# mailbox; a verified signature from
 # a new correspondent is harvested and the milter's next outbound message
 # to them (through the submission port) is encrypted.
 . "$(dirname "$0")/lib/common.sh"
@@ -115,6 +117,22 @@ tap_ok $? "mail with a non-local recipient relayed"
 tap_is "$(hdr X-SMIME-Milter "$out")" "decrypted=no (relayed); verified=none" "a non-local recipient keeps it encrypted"
 tap_check "relayed: the encrypted body is untouched" -- cmp -s <(body_of "$out") <(body_of "$T/m1")
 
+# not for every recipient: carol is local but was not encrypted to
+out=$(send alice@example.org "bob@example.net,carol@example.org" "$T/m1")
+tap_is "$(hdr X-SMIME-Milter "$out")" "decrypted=no (not-for-recipient); verified=none" \
+    "a local recipient it was not encrypted to: it stays encrypted (no decryption oracle)"
+tap_check "not for every recipient: the encrypted body is untouched" -- cmp -s <(body_of "$out") <(body_of "$T/m1")
+
+# header protection: the real Subject comes back in place of "[...]"
+printf '%s\r\n' 'Content-Type: text/plain; charset=utf-8; protected-headers="v1"' \
+    'Subject: Quarterly numbers' 'From: <alice@example.org>' '' 'protected' >"$T/hp.ent"
+openssl cms -encrypt -binary -aes-256-cbc -in "$T/hp.ent" -out "$T/hp.enc" -recip "$P/bob.crt" 2>/dev/null
+msg "$T/m.hp" alice@example.org bob@example.net <"$T/hp.enc"
+sed -i 's/^Subject: inbound through Postfix/Subject: [...]/' "$T/m.hp"
+out=$(send alice@example.org bob@example.net "$T/m.hp")
+tap_is "$(hdr Subject "$out")" "Quarterly numbers" "a protected Subject replaces the placeholder through Postfix"
+tap_is "$(sed -e '/^\r\{0,1\}$/q' "$out" | grep -ci '^Subject:')" "1" "... in the one Subject field"
+
 # forgeries
 {
     printf 'Authentication-Results: %s; smime=pass body.smime-identifier=ceo@example.org\r\n' "$ID"
@@ -152,12 +170,13 @@ tap_check "StatsInterval: the daemon writes StatsFile by itself" -- grep -q '^me
 "$CTL" -c "$T/smime-milter.conf" stats >"$T/stats.out" 2>"$T/stats.err"
 tap_is "$?" "0" "smime-milter-ctl stats: exit 0"
 stat_of() { sed -n "s/^$1 //p" "$T/stats.out"; }
-tap_is "$(stat_of messages.inbound)" "6" "stats: 6 inbound messages"
+tap_is "$(stat_of messages.inbound)" "8" "stats: 8 inbound messages"
 tap_is "$(stat_of messages.outbound)" "1" "stats: 1 outbound message"
 tap_is "$(stat_of result.inbound.decrypted+verified)" "4" "stats: 4 decrypted and verified"
 tap_is "$(stat_of decrypt.no.relayed)" "1" "stats: 1 not decrypted (relayed)"
+tap_is "$(stat_of decrypt.no.not-for-recipient)" "1" "stats: 1 not decrypted (not for every recipient)"
 tap_is "$(stat_of harvested)" "1" "stats: 1 certificate harvested"
 tap_check "stats: signature verdicts and cache figures are there" -- \
     grep -q "^signature.pass [0-9]" "$T/stats.out" && grep -q "^cache.misses [0-9]" "$T/stats.out"
-tap_check "the counters are logged too" -- grep -q 'stats: uptime=[0-9]* .*messages.inbound=6' "$MILTER_LOG"
+tap_check "the counters are logged too" -- grep -q 'stats: uptime=[0-9]* .*messages.inbound=8' "$MILTER_LOG"
 tap_done

@@ -3,7 +3,6 @@
  */
 #include "config.h"
 
-#include <ctype.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -11,6 +10,7 @@
 
 #include "smm_cache.h"
 #include "smm_lru.h"
+#include "smm_x509.h"
 
 struct centry {
     struct smm_lru_link lru; /* first: see smm_lru.h */
@@ -42,17 +42,14 @@ hash(const char *s)
     return h;
 }
 
-/* Key: the address with its domain lower-cased. */
+/* Key: the address folded to lower case. */
 static char *
 make_key(const char *addr)
 {
-    char *k = strdup(addr), *at;
+    char *k = strdup(addr);
 
-    if (k == NULL)
-        return NULL;
-    at = strrchr(k, '@');
-    for (at = at != NULL ? at : k; *at != '\0'; at++)
-        *at = (char)tolower((unsigned char)*at);
+    if (k != NULL)
+        smm_addr_fold(k);
     return k;
 }
 

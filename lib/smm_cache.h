@@ -1,7 +1,7 @@
 /*
  * smm_cache -- recipient certificate lookups remembered for a while.
  *
- * Maps an address (domain case-insensitive) to the usable certificates
+ * Maps an address (without regard to case) to the usable certificates
  * found for it (a positive entry) or to "none" (a negative entry), each
  * with its own expiry.  Bounded: past the size limit the least recently
  * used entry goes.  Thread-safe (one mutex; lookups copy references out).

@@ -3,8 +3,8 @@
  *
  * smm_certsel_check() returns NULL when the certificate is usable, or a
  * short reason naming the first rule it breaks, in this order: address
- * mismatch (SAN rfc822Name, else emailAddress; local part exact, domain
- * case-insensitive), not yet valid, expired, weak key (RSA below
+ * mismatch (SAN rfc822Name, else emailAddress; compared without regard
+ * to case), not yet valid, expired, weak key (RSA below
  * MinKeyBits, EC below P-256, other key types), wrong key usage (RSA needs
  * keyEncipherment, EC keyAgreement, or no key usage at all), wrong EKU
  * (emailProtection, anyExtendedKeyUsage or none), untrusted (no chain to

@@ -4,7 +4,6 @@
  */
 #include "config.h"
 
-#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -24,7 +23,7 @@
 #define CS_MAX_DEPTH 8
 
 struct cs_entry {
-    char *addr; /* normalised: domain lower-cased */
+    char *addr; /* folded to lower case (smm_addr_fold) */
     X509 *cert; /* not owned (in all) */
 };
 
@@ -42,15 +41,6 @@ entry_cmp(const void *a, const void *b)
 {
     return strcmp(((const struct cs_entry *)a)->addr,
                   ((const struct cs_entry *)b)->addr);
-}
-
-static void
-lower_domain(char *a)
-{
-    char *at = strrchr(a, '@');
-
-    for (at = at != NULL ? at : a; *at != '\0'; at++)
-        *at = (char)tolower((unsigned char)*at);
 }
 
 static void
@@ -151,7 +141,6 @@ smm_certstore_load(const char *dir, const char *what, int must_exist,
         for (j = 0; j < addrs.n; j++) {
             cs->idx[n].addr = addrs.v[j];
             addrs.v[j] = NULL;
-            lower_domain(cs->idx[n].addr);
             cs->idx[n].cert = x;
             n++;
         }
@@ -185,7 +174,7 @@ smm_certstore_find(const struct smm_certstore *cs, const char *addr,
     if (cs == NULL || cs->nidx == 0)
         return 0;
     snprintf(norm, sizeof(norm), "%s", addr);
-    lower_domain(norm);
+    smm_addr_fold(norm);
     key.addr = norm;
     if ((hit = bsearch(&key, cs->idx, cs->nidx, sizeof(*cs->idx), entry_cmp)) ==
         NULL)

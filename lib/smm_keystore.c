@@ -3,7 +3,6 @@
  */
 #include "config.h"
 
-#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -609,16 +608,12 @@ out:
     return st;
 }
 
-/* Normalise a lookup address like the index: domain lower-cased. */
+/* Normalise a lookup address like the index: folded to lower case. */
 static void
 norm_lookup(const char *addr, char *buf, size_t sz)
 {
-    char *at;
-
     snprintf(buf, sz, "%s", addr);
-    if ((at = strrchr(buf, '@')) != NULL)
-        for (; *at != '\0'; at++)
-            *at = (char)tolower((unsigned char)*at);
+    smm_addr_fold(buf);
 }
 
 /* Best key for addr with all usage bits in need, valid at now. */

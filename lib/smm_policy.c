@@ -3,7 +3,6 @@
  */
 #include "config.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +10,7 @@
 #include <strings.h>
 
 #include "smm_policy.h"
+#include "smm_x509.h"
 
 /*
  * auth: the {auth_authen} macro (NULL or "" when not authenticated);
@@ -55,7 +55,7 @@ smm_direction_name(enum smm_direction d)
 }
 
 struct pm_entry {
-    char *key; /* lower-cased domain part */
+    char *key; /* folded to lower case (smm_addr_fold) */
     int policy;
     int line; /* where it was read */
 };
@@ -70,17 +70,6 @@ pm_cmp(const void *a, const void *b)
 {
     return strcmp(((const struct pm_entry *)a)->key,
                   ((const struct pm_entry *)b)->key);
-}
-
-static void
-lower_domain(char *a)
-{
-    char *at = strrchr(a, '@');
-
-    if (a[0] == '.' || at == NULL)
-        at = a;
-    for (; *at != '\0'; at++)
-        *at = (char)tolower((unsigned char)*at);
 }
 
 smm_status
@@ -133,7 +122,7 @@ smm_policymap_load(const char *path, struct smm_policymap **out,
             goto out;
         }
         pm->e = ne;
-        lower_domain(pm->e[pm->n].key);
+        smm_addr_fold(pm->e[pm->n].key);
         pm->e[pm->n].policy = p;
         pm->e[pm->n].line = lineno;
         pm->n++;
@@ -181,7 +170,7 @@ smm_policymap_lookup(const struct smm_policymap *pm, const char *addr,
     int p;
 
     snprintf(a, sizeof(a), "%s", addr);
-    lower_domain(a);
+    smm_addr_fold(a);
     if ((p = pm_find(pm, a)) >= 0)
         return p;
     if ((dom = strrchr(a, '@')) == NULL)

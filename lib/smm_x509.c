@@ -3,7 +3,6 @@
  */
 #include "config.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,19 +16,16 @@
 #include "smm_x509.h"
 
 static smm_status
-strlist_add_lower_domain(struct smm_strlist *l, const unsigned char *s, int len)
+strlist_add_folded(struct smm_strlist *l, const unsigned char *s, int len)
 {
-    char **nv, *p, *at;
+    char **nv, *p;
     size_t i;
 
     if (len <= 0 || memchr(s, '\0', (size_t)len) != NULL)
         return SMM_OK; /* embedded NUL: never a valid address */
     if ((p = strndup((const char *)s, (size_t)len)) == NULL)
         return SMM_ENOMEM;
-    /* the domain part is case-insensitive: store it lowered */
-    at = strrchr(p, '@');
-    for (at = at != NULL ? at : p; *at != '\0'; at++)
-        *at = (char)tolower((unsigned char)*at);
+    smm_addr_fold(p);
     for (i = 0; i < l->n; i++)
         if (strcmp(l->v[i], p) == 0) {
             free(p);
@@ -66,8 +62,8 @@ smm_x509_addresses(X509 *x, struct smm_strlist *out)
             continue;
         s = g->d.rfc822Name;
         found = 1;
-        if ((st = strlist_add_lower_domain(out, ASN1_STRING_get0_data(s),
-                                           ASN1_STRING_length(s))) != SMM_OK)
+        if ((st = strlist_add_folded(out, ASN1_STRING_get0_data(s),
+                                     ASN1_STRING_length(s))) != SMM_OK)
             break;
     }
     GENERAL_NAMES_free(gens);
@@ -79,8 +75,8 @@ smm_x509_addresses(X509 *x, struct smm_strlist *out)
                                              pos)) >= 0) {
         ne = X509_NAME_get_entry(subj, pos);
         s = X509_NAME_ENTRY_get_data(ne);
-        if ((st = strlist_add_lower_domain(out, ASN1_STRING_get0_data(s),
-                                           ASN1_STRING_length(s))) != SMM_OK)
+        if ((st = strlist_add_folded(out, ASN1_STRING_get0_data(s),
+                                     ASN1_STRING_length(s))) != SMM_OK)
             break;
     }
     return st;
@@ -211,19 +207,26 @@ smm_x509_fingerprint(X509 *x)
 }
 
 /*
- * Mail address equality: the local part is compared exactly, the domain
- * case-insensitively (RFC 5321 2.4).
+ * Mail addresses are compared without regard to ASCII case, the local part
+ * too.  RFC 5321 2.4 lets a host tell "Bob" from "bob", but no mail system
+ * in use does, Postfix folds case for its table lookups, and certificates
+ * and directories spell addresses as they please: an exact local part
+ * only made "Alice.Smith@example.org" miss the key of
+ * "alice.smith@example.org".  Bytes over 127 are compared as they are.
  */
 int
 smm_addr_equal(const char *a, const char *b)
 {
-    const char *ad = strrchr(a, '@'), *bd = strrchr(b, '@');
+    return strcasecmp(a, b) == 0;
+}
 
-    if (ad == NULL || bd == NULL)
-        return ad == bd && strcasecmp(a, b) == 0;
-    if (ad - a != bd - b || strncmp(a, b, (size_t)(ad - a)) != 0)
-        return 0;
-    return strcasecmp(ad, bd) == 0;
+/* Fold an address in place to the form every index keeps: lower case. */
+void
+smm_addr_fold(char *a)
+{
+    for (; *a != '\0'; a++)
+        if (*a >= 'A' && *a <= 'Z')
+            *a = (char)(*a - 'A' + 'a');
 }
 
 /* A certificate address that names a whole domain: "example.org" or

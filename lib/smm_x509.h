@@ -2,7 +2,9 @@
  * smm_x509 -- small questions asked of an X.509 certificate.
  *
  * Which mail addresses it names (SAN rfc822Name, else the legacy
- * emailAddress attribute of the subject), whether its key usage allows
+ * emailAddress attribute of the subject; folded to lower case, the form
+ * smm_addr_fold() gives and every address index keeps, as mail
+ * addresses are compared without regard to case), whether its key usage allows
  * signing or encryption for S/MIME, whether it is valid at a time, and
  * printable forms (serial, issuer, SHA-256 fingerprint).  No ownership is
  * taken of any argument; returned strings are the caller's to free().
@@ -34,6 +36,7 @@ char *smm_x509_subject(X509 *);
 char *smm_x509_issuer(X509 *);
 char *smm_x509_fingerprint(X509 *);
 int smm_addr_equal(const char *, const char *);
+void smm_addr_fold(char *);
 int smm_addr_is_domain(const char *);
 const char *smm_addr_domain(const char *);
 

@@ -379,6 +379,8 @@ nocert@x.example.net|plain|@example.net is that domain only: default never
 nocert@a.example.com|reject|.example.com mandatory for a subdomain
 nocert@b.deep.example.com|plain|longest .deep.example.com (opportunistic) beats .example.com
 nocert@example.com|plain|.example.com does not cover example.com itself: default never
+BOB@Example.NET|plain|exact never for bob@example.net, compared without regard to case
+DAVE@example.org|enc|exact mandatory for dave@example.org, compared without regard to case
 EOM
 tap_check "PolicyMap: reject names the address" -- \
     grep -qF '550 5.7.1 no valid S/MIME certificate for nocert@a.example.com: no certificate found' "$T/pm-nocert@a.example.com.err"
@@ -479,5 +481,26 @@ tap_is "$(hdr X-SMIME-Milter "$T/alreadyenc.out")" "skipped=already-protected" "
 mand=$(conf mand EncryptionPolicy mandatory MissingCertAction reject)
 proc clientsigned-nocert "$mand" alice@example.org "$T/clientsigned.eml" carl@elsewhere.example
 tap_is "$rc" 3 "client-signed to a mandatory recipient without a certificate: rejected, never plaintext"
+
+# ------------------------------------------------ addresses and letter case
+# Compared without regard to case, the local part too: a certificate that
+# spells its address in capitals serves a lower-case recipient, and the
+# sender's key serves a From in capitals.
+mkcert frank Frank.Mixed@Example.ORG || { echo "Bail out! frank's certificate"; exit 1; }
+cp "$T/frank.crt" "$T/certs/"
+proc case-rcpt "$base" alice@example.org "$T/msg.eml" frank.mixed@example.org
+tap_is "$rc:$(hdr X-SMIME-Milter "$T/case-rcpt.out")" "0:signed=alice@example.org; encrypted=1/1; cipher=aes-256-cbc" \
+    "certificate naming Frank.Mixed@Example.ORG: frank.mixed@example.org is encrypted to"
+tap_check "address case: frank decrypts it with his key" -- \
+    smime_decrypt_openssl "$T/case-rcpt.out" "$T/frank.crt" "$T/frank.key" "$T/case-rcpt.dec"
+proc case-rcpt2 "$base" alice@example.org "$T/msg.eml" BOB@EXAMPLE.NET
+tap_is "$rc:$(hdr X-SMIME-Milter "$T/case-rcpt2.out")" "0:signed=alice@example.org; encrypted=1/1; cipher=aes-256-cbc" \
+    "recipient BOB@EXAMPLE.NET: bob's certificate is found"
+sed 's/^From: .*/From: Alice <Alice@Example.org>/' "$T/msg.eml" >"$T/case-from.eml"
+proc case-from "$base" Alice@Example.org "$T/case-from.eml" bob@example.net
+tap_is "$rc:$(hdr X-SMIME-Milter "$T/case-from.out" | sed 's/;.*//')" "0:signed=Alice@Example.org" \
+    "From Alice@Example.org: signed with alice@example.org's key"
+tap_check "address case: the signature inside verifies" -- dec case-from bob
+tap_check "address case: signature verifies (openssl)" -- smime_verify_openssl "$T/case-from.bob.dec" "$P"
 
 tap_done

@@ -70,6 +70,7 @@ struct in_ctx {
     const char *dec_no; /* decrypted=no (reason) */
     char dec_error[SMM_ERR_MSGLEN];
     int unreadable; /* encrypted content we could not open */
+    int reencoded;  /* content rebuilt in 7-bit encodings (content_of) */
     STACK_OF(X509) * sender_certs;
 };
 
@@ -130,10 +131,10 @@ put_crlf(struct smm_spool *o, const char *p, size_t n, int *cr,
     return smm_spool_write(o, start, (size_t)(end - start), err);
 }
 
-/* A canonical (CRLF) copy of a region into a new spool. */
+/* A copy of a region into a new spool: canonical (CRLF), or as it is. */
 static smm_status
-canon_copy(struct in_ctx *c, struct smm_spool *sp, size_t off, size_t len,
-           struct smm_spool **out, struct smm_err *err)
+region_copy(struct in_ctx *c, struct smm_spool *sp, size_t off, size_t len,
+            int crlf, struct smm_spool **out, struct smm_err *err)
 {
     char buf[65536];
     size_t done = 0;
@@ -149,11 +150,19 @@ canon_copy(struct in_ctx *c, struct smm_spool *sp, size_t off, size_t len,
                             off + done);
         if (n <= 0)
             return smm_err_set(err, SMM_EIO, "reading the message body");
-        if ((st = put_crlf(*out, buf, (size_t)n, &cr, err)) != SMM_OK)
+        if ((st = crlf ? put_crlf(*out, buf, (size_t)n, &cr, err)
+                       : smm_spool_write(*out, buf, (size_t)n, err)) != SMM_OK)
             return st;
         done += (size_t)n;
     }
     return SMM_OK;
+}
+
+static smm_status
+canon_copy(struct in_ctx *c, struct smm_spool *sp, size_t off, size_t len,
+           struct smm_spool **out, struct smm_err *err)
+{
+    return region_copy(c, sp, off, len, 1, out, err);
 }
 
 /* A line reader over a region of a spool. */
@@ -615,6 +624,152 @@ bio_to_spool(struct in_ctx *c, BIO *b, struct smm_spool **out,
     return n > 0 ? put_crlf(*out, data, (size_t)n, &cr, err) : SMM_OK;
 }
 
+/*
+ * Whether content, once its lines end in CRLF, can go on by SMTP as it is:
+ * no NUL, no line over 998 bytes, no part in Content-Transfer-Encoding
+ * binary.  RFC 8551 3.1.2 lets a sender use binary inside the protection,
+ * where no transport sees it; after decryption its bytes must neither be
+ * given CRLF line ends nor be sent by SMTP.  Fed in pieces.
+ */
+struct smtp_scan {
+    size_t line; /* bytes of the current line so far, without its LF */
+    char last;   /* its last byte */
+    char head[40];
+    size_t hl;
+    int bad;
+};
+
+static void
+scan_line_end(struct smtp_scan *s)
+{
+    static const char cte[] = "content-transfer-encoding:";
+    const char *v;
+
+    if (s->line - (s->line > 0 && s->last == '\r') > 998)
+        s->bad = 1;
+    s->head[s->hl] = '\0';
+    if (s->hl > sizeof(cte) - 1 &&
+        strncasecmp(s->head, cte, sizeof(cte) - 1) == 0) {
+        v = s->head + sizeof(cte) - 1;
+        v += strspn(v, " \t");
+        if (strncasecmp(v, "binary", 6) == 0 &&
+            (v[6] == '\0' || strchr(" \t\r;(", v[6]) != NULL))
+            s->bad = 1;
+    }
+    s->line = s->hl = 0;
+}
+
+static void
+scan_smtp(struct smtp_scan *s, const char *p, size_t n)
+{
+    const char *end = p + n, *nl, *stop;
+    size_t k;
+
+    while (p < end && !s->bad) {
+        nl = memchr(p, '\n', (size_t)(end - p));
+        stop = nl != NULL ? nl : end;
+        if (memchr(p, '\0', (size_t)(stop - p)) != NULL) {
+            s->bad = 1;
+            return;
+        }
+        k = (size_t)(stop - p);
+        if (s->hl < sizeof(s->head) - 1) {
+            size_t take = sizeof(s->head) - 1 - s->hl;
+            memcpy(s->head + s->hl, p, k < take ? k : take);
+            s->hl += k < take ? k : take;
+        }
+        s->line += k;
+        if (k > 0)
+            s->last = stop[-1];
+        if (s->line > 999) { /* 998 bytes and the CR of the line end */
+            s->bad = 1;
+            return;
+        }
+        if (nl == NULL)
+            return;
+        scan_line_end(s);
+        p = nl + 1;
+    }
+}
+
+/*
+ * The canonical (CRLF) form of decrypted or unwrapped content, from the
+ * spool raw or, when raw is NULL, the memory BIO mem, in a new spool *out.
+ * Content that cannot go on by SMTP as it is (scan_smtp) is rebuilt with
+ * every leaf part in a 7-bit transfer encoding, as outbound mail is before
+ * signing (smm_mime_seven_bit: signed parts inside stay byte for byte).
+ */
+static smm_status
+content_of(struct in_ctx *c, struct smm_spool *raw, BIO *mem,
+           struct smm_spool **out, struct smm_err *err)
+{
+    struct smtp_scan scan = {0};
+    struct smm_message tm = {0};
+    struct smm_header *h = NULL;
+    struct smm_spool *body = NULL;
+    struct ent e = {0};
+    struct smm_err e2;
+    char *data = NULL, buf[65536], subj[] = "Subject";
+    long n = 0;
+    size_t off = 0, i;
+    ssize_t rd;
+    smm_status st;
+
+    if (raw == NULL) {
+        if ((n = BIO_get_mem_data(mem, &data)) > 0)
+            scan_smtp(&scan, data, (size_t)n);
+    } else {
+        if ((st = smm_spool_finish(raw, err)) != SMM_OK)
+            return st;
+        while (!scan.bad &&
+               (rd = smm_spool_pread(raw, buf, sizeof(buf), off)) > 0) {
+            scan_smtp(&scan, buf, (size_t)rd);
+            off += (size_t)rd;
+        }
+    }
+    if (!scan.bad)
+        scan_line_end(&scan);
+    if (!scan.bad)
+        return raw != NULL ? canon_copy(c, raw, 0, smm_spool_len(raw), out, err)
+                           : bio_to_spool(c, mem, out, err);
+    if (raw == NULL && ((st = new_spool(c, &raw, err)) != SMM_OK ||
+                        (n > 0 && (st = smm_spool_write(raw, data, (size_t)n,
+                                                        err)) != SMM_OK)))
+        return st;
+    if ((st = ent_of_spool(raw, &e, err)) != SMM_OK ||
+        (st = region_copy(c, raw, e.off, e.len, 0, &body, err)) != SMM_OK ||
+        (st = smm_spool_finish(body, err)) != SMM_OK)
+        goto out;
+    if ((h = calloc(e.nhdrs + 1, sizeof(*h))) == NULL) {
+        st = smm_err_set(err, SMM_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (i = 0; i < e.nhdrs; i++)
+        h[tm.nhdrs++] = e.hdrs[i];
+    if (e.subject != NULL) {
+        h[tm.nhdrs].name = subj;
+        h[tm.nhdrs++].value = e.subject;
+    }
+    tm.hdrs = h;
+    tm.body = body;
+    if ((st = new_spool(c, out, err)) != SMM_OK)
+        goto out;
+    st = smm_mime_seven_bit(&tm, c->s->cfg->max_mime_depth,
+                            c->s->cfg->max_mime_parts, *out, &e2);
+    if (st == SMM_OK) {
+        c->reencoded = 1;
+    } else if (st == SMM_EPARSE) {
+        /* beyond the MIME limits: as it is, where the walk will stop */
+        st = canon_copy(c, raw, 0, smm_spool_len(raw), out, err);
+    } else {
+        *err = e2;
+    }
+out:
+    free(h);
+    ent_free(&e);
+    return st;
+}
+
 static smm_status walk(struct in_ctx *, struct ent *, int, const char *, int,
                        struct smm_spool **, struct smm_err *);
 
@@ -764,10 +919,7 @@ do_pkcs7(struct in_ctx *c, struct ent *e, int may_change, const char *part,
             goto out;
         }
         c->dec_key = k;
-        if ((plain != NULL
-                 ? (st = canon_copy(c, plain, 0, smm_spool_len(plain), &content,
-                                    err))
-                 : (st = bio_to_spool(c, mem, &content, err))) != SMM_OK ||
+        if ((st = content_of(c, plain, mem, &content, err)) != SMM_OK ||
             (st = ent_of_spool(content, &inner, err)) != SMM_OK)
             goto out;
         if ((st = walk(c, &inner, 1, part, depth + 1, &inner_repl, err)) !=
@@ -786,7 +938,7 @@ do_pkcs7(struct in_ctx *c, struct ent *e, int may_change, const char *part,
             goto out;
         if (l->sig.result == SMM_SIG_PERMERROR)
             goto out;
-        if ((st = bio_to_spool(c, mem, &content, err)) != SMM_OK ||
+        if ((st = content_of(c, NULL, mem, &content, err)) != SMM_OK ||
             (st = ent_of_spool(content, &inner, err)) != SMM_OK)
             goto out;
         if ((st = walk(c, &inner, may_change, part, depth + 1, &inner_repl,
@@ -1521,6 +1673,8 @@ smm_inbound_run(const struct smm_state *s, struct smm_message *m,
         smm_buf_printf(&r->log, " decrypted=%s key=%s cipher=%s",
                        smm_log_escape(esc, sizeof(esc), who), c.dec_key->serial,
                        c.cipher);
+        if (c.reencoded)
+            smm_buf_puts(&r->log, " reencoded=7bit");
         snprintf(stamp, stampsz, "decrypted=%s (%s)", esc, c.cipher);
     } else {
         const char *why = c.dec_no != NULL ? c.dec_no : "not-encrypted";

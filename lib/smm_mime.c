@@ -355,9 +355,11 @@ write_entity(GMimeObject *obj, GMimeFormatOptions *fmt, GMimeStream *out)
     return c < 0 ? -1 : h + nl + c;
 }
 
-smm_status
-smm_mime_canonical_entity(struct smm_message *m, int max_depth, int max_parts,
-                          struct smm_spool *out, struct smm_err *err)
+/* smm_mime_canonical_entity(), smm_mime_seven_bit(): the latter keeps
+ * every header field, not only the Content-* ones */
+static smm_status
+canonical(struct smm_message *m, int all_fields, int max_depth, int max_parts,
+          struct smm_spool *out, struct smm_err *err)
 {
     struct canon_limits lim = {max_depth, max_parts, 0, 0};
     struct smm_buf hb = {0};
@@ -381,7 +383,7 @@ smm_mime_canonical_entity(struct smm_message *m, int max_depth, int max_parts,
         SMM_OK)
         return st;
     for (i = 0; i < m->nhdrs; i++) {
-        if (!smm_mime_is_content_header(m->hdrs[i].name))
+        if (!all_fields && !smm_mime_is_content_header(m->hdrs[i].name))
             continue;
         if (strcasecmp(m->hdrs[i].name, "Content-Type") == 0)
             have_ct = 1;
@@ -459,6 +461,20 @@ out:
         g_object_unref(hs);
     smm_buf_free(&hb);
     return st;
+}
+
+smm_status
+smm_mime_canonical_entity(struct smm_message *m, int max_depth, int max_parts,
+                          struct smm_spool *out, struct smm_err *err)
+{
+    return canonical(m, 0, max_depth, max_parts, out, err);
+}
+
+smm_status
+smm_mime_seven_bit(struct smm_message *m, int max_depth, int max_parts,
+                   struct smm_spool *out, struct smm_err *err)
+{
+    return canonical(m, 1, max_depth, max_parts, out, err);
 }
 
 /* ------------------------------------------------------------ prescan */

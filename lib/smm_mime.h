@@ -14,6 +14,10 @@
  * A structure nested deeper than max_depth or with more than max_parts
  * parts is SMM_EPARSE.
  *
+ * smm_mime_seven_bit() is the same transformation for an entity that is
+ * to be delivered rather than signed (decrypted content): every header
+ * field of m is kept, not only the Content-* ones.
+ *
  * smm_mime_prescan() enforces those limits before anything is parsed: a
  * streaming pass over the body that follows the boundaries (and
  * message/rfc822 parts) with the top-level Content-Type value given,
@@ -52,6 +56,8 @@ const char *smm_protection_name(enum smm_protection);
 int smm_mime_is_content_header(const char *);
 smm_status smm_mime_canonical_entity(struct smm_message *, int, int,
                                      struct smm_spool *, struct smm_err *);
+smm_status smm_mime_seven_bit(struct smm_message *, int, int,
+                              struct smm_spool *, struct smm_err *);
 smm_status smm_mime_prescan(const char *, struct smm_spool *, int, int, int *,
                             struct smm_err *);
 void smm_mime_boundary(char *, size_t);

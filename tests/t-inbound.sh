@@ -280,6 +280,72 @@ printf '%s\r\n' 'Content-Type: text/plain' 'Subject: not protected' '' 'text' >"
 ossl_encrypt "$T/nohp.ent" "$T/e.nohp" aes-256-cbc "$P/bob.crt" && msg "$T/m.nohp" alice@example.org <"$T/e.nohp"
 process "$T/r" "$T/m.nohp"
 tap_is "$(hdr Subject "$T/r")" "inbound test" "a Subject inside without header protection: the outer one stays"
+# Inside the encryption a sender may use binary (RFC 8551 3.1.2): no
+# transport sees it there.  After decryption such content must not get CRLF
+# line ends nor go on by SMTP as it is: it is rebuilt in 7-bit encodings.
+perl -e 'srand(7); print map { chr(int(rand(256))) } 1 .. 6000; print "\n\r\0a\nb\r"' >"$T/blob.bin"
+{
+    printf '%s\r\n' 'Content-Type: application/octet-stream' 'Content-Transfer-Encoding: binary' \
+        'Content-Disposition: attachment; filename="blob.bin"' ''
+    cat "$T/blob.bin"
+} >"$T/bin.ent"
+# enc_raw IN NAME: encrypted to bob, the plaintext bytes as they are
+enc_raw() {
+    openssl cms -encrypt -binary -aes-256-cbc -in "$1" -recip "$P/bob.crt" -out "$T/e.$2" 2>/dev/null &&
+        norm "$T/e.$2" && msg "$T/m.$2" alice@example.org <"$T/e.$2"
+}
+# smtp_ok FILE: no NUL, no bare CR or LF, no line over 998 bytes
+smtp_ok() {
+    perl -0777 -ne 'exit(/\0/ || /\r(?!\n)/ || /(?<!\r)\n/ || /[^\r\n]{999}/ ? 1 : 0)' "$1"
+}
+enc_raw "$T/bin.ent" bin
+process "$T/r" "$T/m.bin"
+tap_is "$(stamp "$T/r")" "decrypted=bob@example.net (aes-256-cbc); verified=none" "binary entity inside: decrypted"
+tap_is "$(hdr Content-Transfer-Encoding "$T/r"):$(hdr Content-Type "$T/r")" "base64:application/octet-stream" \
+    "binary entity inside: delivered in base64"
+tap_check "binary entity inside: every byte as the sender had it" -- cmp "$T/blob.bin" <(body_of "$T/r" | tr -d '\r' | base64 -d)
+tap_check "binary entity inside: the message can go on by SMTP" -- smtp_ok "$T/r"
+tap_check "binary entity inside: the log says it was re-encoded" -- grep -q ' reencoded=7bit' "$T/r.log"
+tap_is "$(hdr Content-Disposition "$T/r")" 'attachment; filename="blob.bin"' "binary entity inside: its disposition kept"
+# a multipart: a binary image, a text part with a 2,000-byte 8-bit line
+{
+    printf '%s\r\n' 'Content-Type: multipart/mixed; boundary="b1"' '' '--b1' \
+        'Content-Type: text/plain; charset=utf-8' 'Content-Transfer-Encoding: 8bit' ''
+    printf 'Gr\303\274\303\237e %02000d\r\nshort line\r\n' 0
+    printf '%s\r\n' '--b1' 'Content-Type: image/png' 'Content-Transfer-Encoding: binary' ''
+    cat "$T/blob.bin"
+    printf '\r\n--b1--\r\n'
+} >"$T/mp.ent"
+enc_raw "$T/mp.ent" mp
+process "$T/r" "$T/m.mp"
+tap_is "$(hdr Content-Type "$T/r")" 'multipart/mixed; boundary="b1"' "binary part inside a multipart: structure kept"
+tap_check "binary part inside a multipart: the message can go on by SMTP" -- smtp_ok "$T/r"
+# part N of the output, decoded
+part() {
+    perl -0777 -MMIME::Base64 -MMIME::QuotedPrint -ne '
+        my @p = split /\r\n--b1(?:--)?\r\n/, $_; my $x = $p['"$1"'];
+        my ($h, $b) = split /\r\n\r\n/, $x, 2;
+        print $h =~ /transfer-encoding:\s*base64/i ? decode_base64($b)
+            : $h =~ /transfer-encoding:\s*quoted-printable/i ? decode_qp($b) : $b' "$T/r"
+}
+tap_check "binary part inside a multipart: the image's bytes unchanged" -- cmp "$T/blob.bin" <(part 2)
+# (decode_qp gives LF line ends)
+tap_check "binary part inside a multipart: the text, 2,000-byte line and all, decodes to what was sent" -- \
+    cmp <(part 1) <(printf 'Gr\303\274\303\237e %02000d\nshort line' 0)
+# the same for opaque signed content that UnwrapOpaqueSigned delivers
+ossl_sign "$T/bin.ent" "$T/o.bin" sha256 alice -nodetach && msg "$T/m.obin" alice@example.org <"$T/o.bin"
+process "$T/r" "$T/m.obin" "$(conf unwrap UnwrapOpaqueSigned yes)"
+tap_is "$(ar "$T/r"):$(hdr Content-Transfer-Encoding "$T/r")" "pass:base64" \
+    "UnwrapOpaqueSigned, binary content: pass, delivered in base64"
+tap_check "UnwrapOpaqueSigned, binary content: every byte as signed" -- \
+    cmp "$T/blob.bin" <(body_of "$T/r" | tr -d '\r' | base64 -d)
+# 8-bit text with short lines can go on as it is: left byte for byte
+printf '%s\r\n' 'Content-Type: text/plain; charset=utf-8' 'Content-Transfer-Encoding: 8bit' '' \
+    "Gr$(printf '\303\274\303\237')e, 8 bit" >"$T/8bit.ent"
+enc_raw "$T/8bit.ent" 8bit
+process "$T/r" "$T/m.8bit"
+tap_check "8-bit text inside: delivered byte for byte" -- same_entity "$T/r" "$T/8bit.ent"
+tap_not "8-bit text inside: not re-encoded" -- grep -q reencoded "$T/r.log"
 # well-formed, but it does not decrypt: the last byte of the next-to-last
 # CBC block flipped (the padding byte becomes > 16), the last GCM
 # ciphertext byte flipped (before the 16-byte tag and its 2-byte header:
@@ -372,7 +438,8 @@ n=0
 bad=0
 for m in m.env.aes-128-cbc m.env.aes-256-cbc m.env.aes-256-gcm m.oaep m.ski \
     m.two m.nokey m.corrupt m.lie m.octet m.se m.oe m.triple m.triple2 \
-    m.nss.e m.gpgsm.e "m.ecdh carol@example.org" "m.old erin@example.org"; do
+    m.nss.e m.gpgsm.e "m.ecdh carol@example.org" "m.old erin@example.org" \
+    m.bin m.mp m.8bit; do
     set -- $m
     [ -f "$T/$1" ] || continue
     process "$T/r1" "$T/$1" "$BASE" "${@:2}"

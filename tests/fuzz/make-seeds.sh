@@ -6,7 +6,8 @@
 #                     encrypted to)
 #   OUTDIR/inbound    messages signed by alice (detached, opaque, SHA-1,
 #                     EC), encrypted to bob (CBC, OAEP, GCM) and to carol
-#                     (ECDH), signed then encrypted, in a multipart/mixed
+#                     (ECDH), signed then encrypted, in a multipart/mixed,
+#                     binary content encrypted to bob
 #   OUTDIR/outbound   the plain entity with a message header
 #   OUTDIR/cms        the DER of those signatures and enveloped-data, each
 #                     after the byte that picks fuzz-cms's wrapping
@@ -98,6 +99,18 @@ msg "$OUT/inbound/signed-then-enveloped.eml" <"$W/e"
     cat "$W/part"
     printf '\r\n--m1--\r\n'
 } | msg "$OUT/inbound/mixed-with-signed.eml"
+# binary inside the encryption (RFC 8551 3.1.2): rebuilt in 7-bit
+# encodings after decryption
+{
+    printf 'Content-Type: multipart/mixed; boundary="b1"\r\n\r\n--b1\r\n'
+    printf 'Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n'
+    printf 'Gr\303\274\303\237e %01200d\r\n--b1\r\n' 0
+    printf 'Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n'
+    printf 'a\0b\nc\rd\r\n\377\376\r\n--b1--\r\n'
+} >"$W/binary-entity"
+encrypt "$W/binary-entity" "$W/enc.binary" aes-256-cbc bob
+smime_wrap_p7m "$W/enc.binary" "$W/e" enveloped-data
+msg "$OUT/inbound/enveloped-binary.eml" <"$W/e"
 
 msg "$OUT/outbound/plain-entity.eml" <"$W/entity"
 
@@ -108,6 +121,7 @@ der 000 enc.cbc
 der 000 enc.oaep
 der 000 enc.ec
 der 000 enc.signed
+der 000 enc.binary
 der 001 opaque
 der 002 enc.gcm
 der 003 sig.sha256

@@ -133,6 +133,24 @@ out=$(send alice@example.org bob@example.net "$T/m.hp")
 tap_is "$(hdr Subject "$out")" "Quarterly numbers" "a protected Subject replaces the placeholder through Postfix"
 tap_is "$(sed -e '/^\r\{0,1\}$/q' "$out" | grep -ci '^Subject:')" "1" "... in the one Subject field"
 
+# binary inside the encryption (RFC 8551 3.1.2), past MaxMemoryBody: it
+# arrives in base64, every byte as sent, and the message can go on by SMTP
+{
+    printf '%s\r\n' 'Content-Type: application/octet-stream; name="raw.bin"' \
+        'Content-Transfer-Encoding: binary' ''
+    head -c 300000 /dev/urandom >"$T/raw.bin"
+    cat "$T/raw.bin"
+} >"$T/bin.ent"
+openssl cms -encrypt -binary -aes-256-cbc -in "$T/bin.ent" -out "$T/bin.enc" -recip "$P/bob.crt" 2>/dev/null
+msg "$T/m.bin" alice@example.org bob@example.net <"$T/bin.enc"
+out=$(send alice@example.org bob@example.net "$T/m.bin")
+tap_is "$(hdr X-SMIME-Milter "$out"):$(hdr Content-Transfer-Encoding "$out")" \
+    "decrypted=bob@example.net (aes-256-cbc); verified=none:base64" "binary content inside: decrypted, delivered in base64"
+tap_check "binary content inside: every byte arrives as sent" -- \
+    cmp "$T/raw.bin" <(sed -e '1,/^\r\{0,1\}$/d' "$out" | tr -d '\r' | base64 -d)
+tap_check "binary content inside: no line over 998 bytes, no NUL" -- \
+    perl -0777 -ne 'exit(/\0/ || /[^\r\n]{999}/ ? 1 : 0)' "$out"
+
 # forgeries
 {
     printf 'Authentication-Results: %s; smime=pass body.smime-identifier=ceo@example.org\r\n' "$ID"
@@ -170,7 +188,7 @@ tap_check "StatsInterval: the daemon writes StatsFile by itself" -- grep -q '^me
 "$CTL" -c "$T/smime-milter.conf" stats >"$T/stats.out" 2>"$T/stats.err"
 tap_is "$?" "0" "smime-milter-ctl stats: exit 0"
 stat_of() { sed -n "s/^$1 //p" "$T/stats.out"; }
-tap_is "$(stat_of messages.inbound)" "8" "stats: 8 inbound messages"
+tap_is "$(stat_of messages.inbound)" "9" "stats: 9 inbound messages"
 tap_is "$(stat_of messages.outbound)" "1" "stats: 1 outbound message"
 tap_is "$(stat_of result.inbound.decrypted+verified)" "4" "stats: 4 decrypted and verified"
 tap_is "$(stat_of decrypt.no.relayed)" "1" "stats: 1 not decrypted (relayed)"
@@ -178,5 +196,5 @@ tap_is "$(stat_of decrypt.no.not-for-recipient)" "1" "stats: 1 not decrypted (no
 tap_is "$(stat_of harvested)" "1" "stats: 1 certificate harvested"
 tap_check "stats: signature verdicts and cache figures are there" -- \
     grep -q "^signature.pass [0-9]" "$T/stats.out" && grep -q "^cache.misses [0-9]" "$T/stats.out"
-tap_check "the counters are logged too" -- grep -q 'stats: uptime=[0-9]* .*messages.inbound=8' "$MILTER_LOG"
+tap_check "the counters are logged too" -- grep -q 'stats: uptime=[0-9]* .*messages.inbound=9' "$MILTER_LOG"
 tap_done

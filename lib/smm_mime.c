@@ -239,6 +239,61 @@ out:
     return found;
 }
 
+/*
+ * Whether the quoted-printable form GMime will write of the part's content
+ * has a line starting with "From ".  Its encoder breaks lines at 76
+ * columns wherever it must, so a "From " in the middle of a long line can
+ * start an encoded one.  Only content holding "From " at all is encoded
+ * here to be looked at.
+ */
+static int
+qp_makes_from_line(GMimePart *part)
+{
+    GMimeDataWrapper *w = g_mime_part_get_content(part);
+    GMimeStream *s = w != NULL ? g_mime_data_wrapper_get_stream(w) : NULL;
+    GMimeStream *mem, *f;
+    GMimeFilter *qp;
+    GByteArray *ba;
+    char buf[16384 + 4];
+    size_t carry = 0, i;
+    ssize_t n;
+    int seen = 0, found = 0;
+
+    if (s == NULL || g_mime_stream_reset(s) != 0)
+        return 1; /* in doubt: base64 */
+    /* a "From " anywhere in the decoded content?  (here the wrapper's
+     * encoding is 7bit, 8bit or binary: its bytes are the content) */
+    while (!seen &&
+           (n = g_mime_stream_read(s, buf + carry, sizeof(buf) - carry)) > 0) {
+        size_t len = carry + (size_t)n;
+        for (i = 0; i + 5 <= len && !seen; i++)
+            seen = memcmp(buf + i, "From ", 5) == 0;
+        carry = len < 4 ? len : 4;
+        memmove(buf, buf + len - carry, carry);
+    }
+    (void)g_mime_stream_reset(s);
+    if (!seen)
+        return 0;
+    mem = g_mime_stream_mem_new();
+    f = g_mime_stream_filter_new(mem);
+    qp = g_mime_filter_basic_new(GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE, TRUE);
+    g_mime_stream_filter_add(GMIME_STREAM_FILTER(f), qp);
+    if (g_mime_data_wrapper_write_to_stream(w, f) < 0 ||
+        g_mime_stream_flush(f) != 0) {
+        found = 1;
+    } else {
+        ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
+        for (i = 0; ba != NULL && i + 5 <= ba->len && !found; i++)
+            found = (i == 0 || ba->data[i - 1] == '\n') &&
+                    memcmp(ba->data + i, "From ", 5) == 0;
+    }
+    (void)g_mime_stream_reset(s);
+    g_object_unref(qp);
+    g_object_unref(f);
+    g_object_unref(mem);
+    return found;
+}
+
 static void
 canon_part(GMimePart *part)
 {
@@ -246,8 +301,16 @@ canon_part(GMimePart *part)
     GMimeContentEncoding best;
 
     switch (enc) {
-    case GMIME_CONTENT_ENCODING_BASE64:
     case GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE:
+        /* the client's quoted-printable, with a line starting "From "
+         * (nothing obliges an encoder to write it =46rom): a mailbox
+         * writer would make it ">From " and break the signature */
+        if (g_mime_part_get_content(part) != NULL &&
+            scan_content(part, SCAN_FROM))
+            g_mime_part_set_content_encoding(part,
+                                             GMIME_CONTENT_ENCODING_BASE64);
+        return;
+    case GMIME_CONTENT_ENCODING_BASE64:
     case GMIME_CONTENT_ENCODING_UUENCODE:
         return; /* already 7-bit safe */
     default:
@@ -260,18 +323,35 @@ canon_part(GMimePart *part)
     else if ((best = g_mime_part_get_best_content_encoding(
                   part, GMIME_ENCODING_CONSTRAINT_7BIT)) !=
                  GMIME_CONTENT_ENCODING_BASE64 &&
-             scan_content(part, SCAN_FROM))
+             (scan_content(part, SCAN_FROM) ||
+              (best == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE &&
+               qp_makes_from_line(part))))
         /* a line starting with "From ": a mailbox writer on the way
          * (Postfix's local delivery, an MDA) would make it ">From " and
          * break the signature, and GMime's quoted-printable leaves it as
          * it is (its best-encoding filter even misses such a line across
-         * its 16 KiB blocks): base64 */
+         * its 16 KiB blocks), or makes one with a soft line break: base64 */
         best = GMIME_CONTENT_ENCODING_BASE64;
     if (best != GMIME_CONTENT_ENCODING_7BIT)
         g_mime_part_set_content_encoding(part, best);
     else if (enc == GMIME_CONTENT_ENCODING_8BIT ||
              enc == GMIME_CONTENT_ENCODING_BINARY)
         g_mime_part_set_content_encoding(part, GMIME_CONTENT_ENCODING_7BIT);
+}
+
+/* A multipart or message/rfc822 labelled binary (RFC 2045 6.4 allows 7bit,
+ * 8bit or binary there): once every leaf inside is in a 7-bit encoding
+ * nothing binary is left, and the label must not travel by SMTP. */
+static void
+relabel_binary(GMimeObject *o)
+{
+    const char *v = g_mime_object_get_header(o, "Content-Transfer-Encoding");
+
+    if (v == NULL)
+        return;
+    v += strspn(v, " \t");
+    if (strncasecmp(v, "binary", 6) == 0 && v[6 + strspn(v + 6, " \t")] == '\0')
+        g_mime_object_set_header(o, "Content-Transfer-Encoding", "8bit", NULL);
 }
 
 static void
@@ -293,10 +373,12 @@ canon_object(GMimeObject *o, int depth, struct canon_limits *lim)
     if (GMIME_IS_MULTIPART(o)) {
         GMimeMultipart *mp = GMIME_MULTIPART(o);
         g_mime_multipart_set_epilogue(mp, NULL);
+        relabel_binary(o);
         n = g_mime_multipart_get_count(mp);
         for (i = 0; i < n && !lim->exceeded; i++)
             canon_object(g_mime_multipart_get_part(mp, i), depth + 1, lim);
     } else if (GMIME_IS_MESSAGE_PART(o)) {
+        relabel_binary(o);
         inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(o));
         if (inner != NULL && g_mime_message_get_mime_part(inner) != NULL)
             canon_object(g_mime_message_get_mime_part(inner), depth + 1, lim);

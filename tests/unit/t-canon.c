@@ -167,6 +167,34 @@ static const struct {
      "Gr\xc3\xbc\xc3\x9f"
      "e\r\nFrom K\xc3\xb6ln\r\n",
      "Content-Transfer-Encoding: base64", "\nFrom "},
+    /* ... nor a client's quoted-printable with such a line */
+    {"a client's quoted-printable with a line starting with From",
+     "Content-Type: text/plain; charset=utf-8\n"
+     "Content-Transfer-Encoding: quoted-printable\n\nGr=C3=BC=C3=9Fe\n"
+     "From here=\n on\n",
+     "text", "plain",
+     "Gr\xc3\xbc\xc3\x9f"
+     "e\r\nFrom here on\r\n",
+     "Content-Transfer-Encoding: base64", "\nFrom "},
+    {"a client's quoted-printable without one is kept",
+     "Content-Type: text/plain; charset=utf-8\n"
+     "Content-Transfer-Encoding: quoted-printable\n\nGr=C3=BC=C3=9Fe, "
+     "from here on\n",
+     "text", "plain",
+     "Gr\xc3\xbc\xc3\x9f"
+     "e, from here on\r\n",
+     "Content-Transfer-Encoding: quoted-printable", NULL},
+    /* =C3=BC and 69 a's fill the 76 columns: a soft line break, and the
+     * next encoded line would start with "From " */
+    {"quoted-printable would start a line with From",
+     "Content-Type: text/plain; charset=utf-8\n\n\xc3\xbc"
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+     "From here on\n",
+     "text", "plain",
+     "\xc3\xbc"
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+     "From here on\r\n",
+     "Content-Transfer-Encoding: base64", "\nFrom "},
     {"From inside a line is no matter",
      "Content-Type: text/plain; charset=utf-8\n\nGr\xc3\xbc\xc3\x9f"
      "e aus K\xc3\xb6ln, From this line on mostly ascii text\n",
@@ -196,6 +224,14 @@ static const struct {
      "et \xc3\xa9t\xc3\xa9</p>\n--b2--\n",
      "text", "html", "<p>\xc3\xa9t\xc3\xa9 et \xc3\xa9t\xc3\xa9</p>",
      "Subject: inner", NULL},
+    {"message/rfc822 labelled binary: 8bit once its parts are 7-bit",
+     "Content-Type: multipart/mixed; boundary=\"b3\"\n\n--b3\n"
+     "Content-Type: message/rfc822\nContent-Transfer-Encoding: binary\n\n"
+     "Subject: inner\nContent-Type: application/octet-stream\n"
+     "Content-Transfer-Encoding: binary\n\n\x01\x02\xff\xfe\n--b3--\n",
+     "application", "octet-stream", "\x01\x02\xff\xfe",
+     "Content-Type: message/rfc822\r\nContent-Transfer-Encoding: 8bit\r\n",
+     "binary"},
     {"nested multipart/signed kept byte for byte",
      "Content-Type: multipart/mixed; boundary=\"o\"\n\n--o\n"
      "Content-Type: multipart/signed; protocol=\"application/"

@@ -112,6 +112,7 @@ static const struct keydef keys[] = {
     {"AuthservID", K_STR, OFF(authserv_id), "", NULL},
     {"Decrypt", K_BOOL, OFF(decrypt), "yes", NULL},
     {"DecryptForRecipientsOnly", K_BOOL, OFF(decrypt_rcpt_only), "yes", NULL},
+    {"RecipientDelimiter", K_STR, OFF(recipient_delimiter), "", NULL},
     {"LocalDomains", K_WORDS, OFF(local_domains), "", NULL},
     {"Verify", K_BOOL, OFF(verify), "yes", NULL},
     {"AllowSHA1Signatures", K_BOOL, OFF(allow_sha1), "no", NULL},

@@ -96,6 +96,7 @@ struct smm_config {
     char *authserv_id;                /* AuthservID ("" = the host name) */
     int decrypt;                      /* Decrypt */
     int decrypt_rcpt_only;            /* DecryptForRecipientsOnly */
+    char *recipient_delimiter;        /* RecipientDelimiter */
     struct smm_strlist local_domains; /* LocalDomains */
     int verify;                       /* Verify */
     int allow_sha1;                   /* AllowSHA1Signatures */

@@ -770,6 +770,44 @@ out:
     return st;
 }
 
+/*
+ * The address a recipient's keys are looked up by: with RecipientDelimiter,
+ * bob+lists@example.org is bob@example.org, unless a key of the store names
+ * bob+lists@example.org itself.  NULL when out of memory.
+ */
+static char *
+key_address(const struct smm_state *s, const char *rcpt)
+{
+    const char *delim = s->cfg->recipient_delimiter;
+    const char *at = strrchr(rcpt, '@');
+    const struct smm_key *k;
+    size_t n, i, j;
+    char *r;
+
+    if (delim == NULL || *delim == '\0' || at == NULL ||
+        (n = strcspn(rcpt, delim)) == 0 || rcpt + n >= at)
+        return strdup(rcpt);
+    for (i = 0; s->ks != NULL && (k = smm_keystore_get(s->ks, i)) != NULL; i++)
+        for (j = 0; j < k->addrs.n; j++)
+            if (smm_addr_equal(k->addrs.v[j], rcpt))
+                return strdup(rcpt);
+    if ((r = malloc(n + strlen(at) + 1)) == NULL)
+        return NULL;
+    memcpy(r, rcpt, n);
+    strcpy(r + n, at);
+    return r;
+}
+
+static void
+free_list(char **v, size_t n)
+{
+    size_t i;
+
+    for (i = 0; v != NULL && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
 static smm_status walk(struct in_ctx *, struct ent *, int, const char *, int,
                        struct smm_spool **, struct smm_err *);
 
@@ -799,6 +837,7 @@ do_pkcs7(struct in_ctx *c, struct ent *e, int may_change, const char *part,
     struct smm_spool *derspool = NULL, *plain = NULL;
     struct smm_cms_env env = {0};
     BIO *dcont = NULL, *sink = NULL;
+    char **ka = NULL; /* the recipients' key addresses (key_address) */
 
     /* A large message (its body went to disk): the DER goes to a spool
      * and only the structure around the ciphertext is parsed, so that the
@@ -880,10 +919,19 @@ do_pkcs7(struct in_ctx *c, struct ent *e, int may_change, const char *part,
             st = err->status;
             goto out;
         }
+        if ((ka = calloc(c->m->nrcpts + 1, sizeof(*ka))) == NULL) {
+            st = smm_err_set(err, SMM_ENOMEM, "out of memory");
+            goto out;
+        }
+        for (i = 0; i < c->m->nrcpts; i++)
+            if ((ka[i] = key_address(c->s, c->m->rcpts[i])) == NULL) {
+                st = smm_err_set(err, SMM_ENOMEM, "out of memory");
+                goto out;
+            }
         if (c->s->cfg->decrypt_rcpt_only) {
             /* no key of one recipient opens it: that recipient was not
              * meant to read it, and must not get it decrypted */
-            int known, u = smm_cms_unserved_rcpt(cms, c->s->ks, c->m->rcpts,
+            int known, u = smm_cms_unserved_rcpt(cms, c->s->ks, ka,
                                                  c->m->nrcpts, &known);
             if (u >= 0 && known) {
                 c->dec_no = "not-for-recipient";
@@ -894,7 +942,7 @@ do_pkcs7(struct in_ctx *c, struct ent *e, int may_change, const char *part,
                 goto out;
             }
         }
-        st = smm_cms_decrypt(cms, c->s->ks, c->m->rcpts, c->m->nrcpts,
+        st = smm_cms_decrypt(cms, c->s->ks, ka, c->m->nrcpts,
                              !c->s->cfg->decrypt_rcpt_only, dcont,
                              sink != NULL ? sink : mem, &k, &perr);
         if (st == SMM_ENOCERT) {
@@ -963,6 +1011,7 @@ corrupt:
     layer_error(c, part, SMM_SIG_PERMERROR, "unparseable CMS");
     st = SMM_OK;
 out:
+    free_list(ka, c->m->nrcpts);
     ent_free(&inner);
     BIO_free(mem);
     BIO_free(dcont);

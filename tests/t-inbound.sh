@@ -242,6 +242,22 @@ tap_check "encrypted to bob and carol, sent to both: decrypted" -- same_entity "
 process "$T/r" "$T/m.env.aes-256-cbc" "$(conf anykey DecryptForRecipientsOnly no)" carol@example.org
 tap_is "$(stamp "$T/r")" "decrypted=bob@example.net (aes-256-cbc); verified=none" \
     "DecryptForRecipientsOnly no: any key of the store decrypts for any local recipient"
+# RecipientDelimiter: bob+lists@ is bob's; without it the address is taken
+# as it is; carol+x@ is still not served by bob's key
+process "$T/r" "$T/m.env.aes-256-cbc" "$BASE" bob+lists@example.net
+tap_is "$(stamp "$T/r")" "decrypted=no (not-for-recipient); verified=none" \
+    "bob+lists@, no RecipientDelimiter: not decrypted"
+DELIM=$(conf delim RecipientDelimiter +-)
+tap_check "smime-milter -n accepts RecipientDelimiter" -- "$MILTER" -n -c "$DELIM"
+process "$T/r" "$T/m.env.aes-256-cbc" "$DELIM" bob+lists@example.net
+tap_is "$(stamp "$T/r")" "decrypted=bob@example.net (aes-256-cbc); verified=none" \
+    "RecipientDelimiter +-: bob+lists@example.net is served by bob's key"
+tap_check "RecipientDelimiter: the entity is delivered" -- same_entity "$T/r" "$T/entity"
+process "$T/r" "$T/m.env.aes-256-cbc" "$DELIM" bob-x@example.net carol+x@example.org
+tap_is "$(stamp "$T/r")" "decrypted=no (not-for-recipient); verified=none" \
+    "RecipientDelimiter: carol+x@example.org is still not served by bob's key"
+tap_check "RecipientDelimiter: the log names the address as it came" -- \
+    grep -q 'carol+x@example.org has no key it was encrypted to' "$T/r.log"
 mkdir -p "$T/domkeys"
 install -m 600 "$P/domain.pem" "$T/domkeys/"
 ossl_encrypt "$T/entity" "$T/e.dom" aes-256-cbc "$P/domain.crt" && msg "$T/m.dom" alice@example.org <"$T/e.dom"

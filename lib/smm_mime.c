@@ -239,25 +239,44 @@ out:
     return found;
 }
 
+/* Feed bytes of an encoded form to a "From " at a line start matcher:
+ * *k is how much of "From " the current line has begun with so far, -1
+ * when it does not begin with it (0 at the start). */
+static int
+from_line_step(const char *p, size_t n, int *k)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (p[i] == '\n')
+            *k = 0;
+        else if (*k >= 0 && p[i] == "From "[*k]) {
+            if (++*k == 5)
+                return 1;
+        } else
+            *k = -1;
+    }
+    return 0;
+}
+
 /*
  * Whether the quoted-printable form GMime will write of the part's content
  * has a line starting with "From ".  Its encoder breaks lines at 76
  * columns wherever it must, so a "From " in the middle of a long line can
  * start an encoded one.  Only content holding "From " at all is encoded
- * here to be looked at.
+ * here, a block at a time with GMime's own encoder (the one its writer
+ * uses), so memory stays bounded whatever the part's size.
  */
 static int
 qp_makes_from_line(GMimePart *part)
 {
     GMimeDataWrapper *w = g_mime_part_get_content(part);
     GMimeStream *s = w != NULL ? g_mime_data_wrapper_get_stream(w) : NULL;
-    GMimeStream *mem, *f;
-    GMimeFilter *qp;
-    GByteArray *ba;
-    char buf[16384 + 4];
+    GMimeEncoding qp;
+    char buf[16384 + 4], *out;
     size_t carry = 0, i;
     ssize_t n;
-    int seen = 0, found = 0;
+    int seen = 0, found = 0, k = 0;
 
     if (s == NULL || g_mime_stream_reset(s) != 0)
         return 1; /* in doubt: base64 */
@@ -271,26 +290,23 @@ qp_makes_from_line(GMimePart *part)
         carry = len < 4 ? len : 4;
         memmove(buf, buf + len - carry, carry);
     }
-    (void)g_mime_stream_reset(s);
-    if (!seen)
-        return 0;
-    mem = g_mime_stream_mem_new();
-    f = g_mime_stream_filter_new(mem);
-    qp = g_mime_filter_basic_new(GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE, TRUE);
-    g_mime_stream_filter_add(GMIME_STREAM_FILTER(f), qp);
-    if (g_mime_data_wrapper_write_to_stream(w, f) < 0 ||
-        g_mime_stream_flush(f) != 0) {
-        found = 1;
-    } else {
-        ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
-        for (i = 0; ba != NULL && i + 5 <= ba->len && !found; i++)
-            found = (i == 0 || ba->data[i - 1] == '\n') &&
-                    memcmp(ba->data + i, "From ", 5) == 0;
+    if (!seen || g_mime_stream_reset(s) != 0) {
+        (void)g_mime_stream_reset(s);
+        return seen;
     }
+    g_mime_encoding_init_encode(&qp, GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE);
+    if ((out = malloc(g_mime_encoding_outlen(&qp, sizeof(buf)))) == NULL) {
+        (void)g_mime_stream_reset(s);
+        return 1;
+    }
+    while (!found && (n = g_mime_stream_read(s, buf, sizeof(buf))) > 0)
+        found = from_line_step(
+            out, g_mime_encoding_step(&qp, buf, (size_t)n, out), &k);
+    if (!found)
+        found =
+            from_line_step(out, g_mime_encoding_flush(&qp, buf, 0, out), &k);
+    free(out);
     (void)g_mime_stream_reset(s);
-    g_object_unref(qp);
-    g_object_unref(f);
-    g_object_unref(mem);
     return found;
 }
 
@@ -313,6 +329,13 @@ canon_part(GMimePart *part)
     case GMIME_CONTENT_ENCODING_BASE64:
     case GMIME_CONTENT_ENCODING_UUENCODE:
         return; /* already 7-bit safe */
+    case GMIME_CONTENT_ENCODING_BINARY:
+        /* labelled binary: its bytes are the content, line ends included
+         * (quoted-printable or 7bit would let them become CRLF) */
+        if (g_mime_part_get_content(part) != NULL)
+            g_mime_part_set_content_encoding(part,
+                                             GMIME_CONTENT_ENCODING_BASE64);
+        return;
     default:
         break;
     }
@@ -341,7 +364,8 @@ canon_part(GMimePart *part)
 
 /* A multipart or message/rfc822 labelled binary (RFC 2045 6.4 allows 7bit,
  * 8bit or binary there): once every leaf inside is in a 7-bit encoding
- * nothing binary is left, and the label must not travel by SMTP. */
+ * the label must not travel by SMTP.  8bit, not 7bit: a signed part inside
+ * stays as it came, and a message's header may hold UTF-8 (RFC 6532). */
 static void
 relabel_binary(GMimeObject *o)
 {
@@ -365,9 +389,22 @@ canon_object(GMimeObject *o, int depth, struct canon_limits *lim)
         lim->exceeded = 1;
         return;
     }
-    /* signed or encrypted content must stay byte for byte */
+    /* signed or encrypted content must stay byte for byte; a CMS part's
+     * DER in a binary or 8bit transfer encoding goes in base64, which
+     * leaves the DER as it is */
+    if (GMIME_IS_APPLICATION_PKCS7_MIME(o)) {
+        GMimePart *p = GMIME_PART(o);
+        GMimeContentEncoding e = g_mime_part_get_content_encoding(p);
+        if (e != GMIME_CONTENT_ENCODING_BASE64 &&
+            e != GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE &&
+            e != GMIME_CONTENT_ENCODING_UUENCODE &&
+            g_mime_part_get_content(p) != NULL &&
+            (e == GMIME_CONTENT_ENCODING_BINARY ||
+             e == GMIME_CONTENT_ENCODING_8BIT || !scan_content(p, SCAN_CLEAN)))
+            g_mime_part_set_content_encoding(p, GMIME_CONTENT_ENCODING_BASE64);
+        return;
+    }
     if (GMIME_IS_MULTIPART_SIGNED(o) || GMIME_IS_MULTIPART_ENCRYPTED(o) ||
-        GMIME_IS_APPLICATION_PKCS7_MIME(o) ||
         (ct != NULL && ct_is(ct, "multipart", "signed")))
         return;
     if (GMIME_IS_MULTIPART(o)) {

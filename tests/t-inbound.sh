@@ -348,6 +348,32 @@ tap_check "binary part inside a multipart: the image's bytes unchanged" -- cmp "
 # (decode_qp gives LF line ends)
 tap_check "binary part inside a multipart: the text, 2,000-byte line and all, decodes to what was sent" -- \
     cmp <(part 1) <(printf 'Gr\303\274\303\237e %02000d\nshort line' 0)
+# labelled binary, but plain ASCII text with LF line ends: still base64,
+# not 7bit, so the LFs stay LFs
+{
+    printf '%s\r\n' 'Content-Type: application/x-sh; name="run.sh"' 'Content-Transfer-Encoding: binary' ''
+    printf '#!/bin/sh\necho one\necho two\n'
+} >"$T/sh.ent"
+enc_raw "$T/sh.ent" sh
+process "$T/r" "$T/m.sh"
+tap_is "$(hdr Content-Transfer-Encoding "$T/r")" "base64" "ASCII labelled binary inside: base64"
+tap_check "ASCII labelled binary inside: its LF line ends unchanged" -- \
+    cmp <(printf '#!/bin/sh\necho one\necho two\n') <(body_of "$T/r" | tr -d '\r' | base64 -d)
+# opaque signed-data as raw DER (binary) inside the encryption: it goes on
+# in base64, and its signature still verifies
+openssl cms -sign -binary -md sha256 -in "$T/entity" -signer "$P/alice.crt" -inkey "$P/alice.key" \
+    -certfile "$P/chain.pem" -nodetach -outform DER -out "$T/o.der" 2>/dev/null
+{
+    printf '%s\r\n' 'Content-Type: application/pkcs7-mime; smime-type=signed-data; name="smime.p7m"' \
+        'Content-Transfer-Encoding: binary' ''
+    cat "$T/o.der"
+} >"$T/der.ent"
+enc_raw "$T/der.ent" der
+process "$T/r" "$T/m.der"
+tap_is "$(ar "$T/r"):$(hdr Content-Transfer-Encoding "$T/r")" "pass:base64" \
+    "binary signed-data DER inside the encryption: pass, delivered in base64"
+tap_check "binary signed-data DER inside: the DER unchanged" -- \
+    cmp "$T/o.der" <(body_of "$T/r" | tr -d '\r' | base64 -d)
 # the same for opaque signed content that UnwrapOpaqueSigned delivers
 ossl_sign "$T/bin.ent" "$T/o.bin" sha256 alice -nodetach && msg "$T/m.obin" alice@example.org <"$T/o.bin"
 process "$T/r" "$T/m.obin" "$(conf unwrap UnwrapOpaqueSigned yes)"
@@ -455,7 +481,7 @@ bad=0
 for m in m.env.aes-128-cbc m.env.aes-256-cbc m.env.aes-256-gcm m.oaep m.ski \
     m.two m.nokey m.corrupt m.lie m.octet m.se m.oe m.triple m.triple2 \
     m.nss.e m.gpgsm.e "m.ecdh carol@example.org" "m.old erin@example.org" \
-    m.bin m.mp m.8bit; do
+    m.bin m.mp m.8bit m.sh m.der; do
     set -- $m
     [ -f "$T/$1" ] || continue
     process "$T/r1" "$T/$1" "$BASE" "${@:2}"

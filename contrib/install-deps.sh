@@ -19,7 +19,7 @@ echo "slapd slapd/no_configuration boolean true" | debconf-set-selections
 BUILD="build-essential autoconf automake libtool pkg-config
        libmilter-dev libgmime-3.0-dev libssl-dev libldap2-dev openssl"
 TEST="postfix slapd ldap-utils libnss3-tools gpgsm gnupg swaks miltertest
-      procps psmisc iproute2 clang valgrind libclang-rt-14-dev
+      perl procps psmisc iproute2 clang valgrind libclang-rt-14-dev
       opendkim opendkim-tools debhelper
       m4 libdb5.3 liblockfile1 libnsl2 libsasl2-2 libwrap0"
 # (m4 and the libraries on the last line are what sendmail-bin and

@@ -643,19 +643,14 @@ static void
 scan_line_end(struct smtp_scan *s)
 {
     static const char cte[] = "content-transfer-encoding:";
-    const char *v;
 
     if (s->line - (s->line > 0 && s->last == '\r') > 998)
         s->bad = 1;
     s->head[s->hl] = '\0';
     if (s->hl > sizeof(cte) - 1 &&
-        strncasecmp(s->head, cte, sizeof(cte) - 1) == 0) {
-        v = s->head + sizeof(cte) - 1;
-        v += strspn(v, " \t");
-        if (strncasecmp(v, "binary", 6) == 0 &&
-            (v[6] == '\0' || strchr(" \t\r;(", v[6]) != NULL))
-            s->bad = 1;
-    }
+        strncasecmp(s->head, cte, sizeof(cte) - 1) == 0 &&
+        smm_mime_cte_is_binary(s->head + sizeof(cte) - 1))
+        s->bad = 1;
     s->line = s->hl = 0;
 }
 
@@ -1486,7 +1481,6 @@ smm_ar_strip_ours(struct smm_result *r, const struct smm_message *m,
     return SMM_OK;
 }
 
-/* Replace the message's Content-* fields and body by entity sp. */
 /*
  * Header protection (RFC 9788 hp="cipher"/"clear", and the
  * protected-headers="v1" of its drafts, which Thunderbird writes): the
@@ -1516,6 +1510,7 @@ protected_subject(struct in_ctx *c, const struct ent *e, struct smm_result *r)
                            "Subject", outer != NULL ? 1 : 0, e->subject);
 }
 
+/* Replace the message's Content-* fields and body by entity sp. */
 static smm_status
 apply_replacement(struct in_ctx *c, struct smm_spool *sp, struct smm_result *r,
                   struct smm_err *err)

@@ -21,6 +21,16 @@ smm_mime_is_content_header(const char *name)
     return strncasecmp(name, "Content-", 8) == 0;
 }
 
+/* A Content-Transfer-Encoding value that says binary (white space and a
+ * comment around it allowed). */
+int
+smm_mime_cte_is_binary(const char *v)
+{
+    v += strspn(v, " \t");
+    return strncasecmp(v, "binary", 6) == 0 &&
+           (v[6] == '\0' || strchr(" \t\r(", v[6]) != NULL);
+}
+
 static int
 ct_is(GMimeContentType *ct, const char *type, const char *sub)
 {
@@ -371,10 +381,7 @@ relabel_binary(GMimeObject *o)
 {
     const char *v = g_mime_object_get_header(o, "Content-Transfer-Encoding");
 
-    if (v == NULL)
-        return;
-    v += strspn(v, " \t");
-    if (strncasecmp(v, "binary", 6) == 0 && v[6 + strspn(v + 6, " \t")] == '\0')
+    if (v != NULL && smm_mime_cte_is_binary(v))
         g_mime_object_set_header(o, "Content-Transfer-Encoding", "8bit", NULL);
 }
 
@@ -395,12 +402,12 @@ canon_object(GMimeObject *o, int depth, struct canon_limits *lim)
     if (GMIME_IS_APPLICATION_PKCS7_MIME(o)) {
         GMimePart *p = GMIME_PART(o);
         GMimeContentEncoding e = g_mime_part_get_content_encoding(p);
-        if (e != GMIME_CONTENT_ENCODING_BASE64 &&
-            e != GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE &&
-            e != GMIME_CONTENT_ENCODING_UUENCODE &&
-            g_mime_part_get_content(p) != NULL &&
+        if (g_mime_part_get_content(p) != NULL &&
             (e == GMIME_CONTENT_ENCODING_BINARY ||
-             e == GMIME_CONTENT_ENCODING_8BIT || !scan_content(p, SCAN_CLEAN)))
+             e == GMIME_CONTENT_ENCODING_8BIT ||
+             ((e == GMIME_CONTENT_ENCODING_DEFAULT ||
+               e == GMIME_CONTENT_ENCODING_7BIT) &&
+              !scan_content(p, SCAN_CLEAN))))
             g_mime_part_set_content_encoding(p, GMIME_CONTENT_ENCODING_BASE64);
         return;
     }

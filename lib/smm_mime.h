@@ -14,6 +14,9 @@
  * A structure nested deeper than max_depth or with more than max_parts
  * parts is SMM_EPARSE.
  *
+ * smm_mime_cte_is_binary() tells whether a Content-Transfer-Encoding value
+ * says binary.
+ *
  * smm_mime_seven_bit() is the same transformation for an entity that is
  * to be delivered rather than signed (decrypted content): every header
  * field of m is kept, not only the Content-* ones.
@@ -54,6 +57,7 @@ enum smm_protection {
 enum smm_protection smm_mime_protection(const struct smm_message *);
 const char *smm_protection_name(enum smm_protection);
 int smm_mime_is_content_header(const char *);
+int smm_mime_cte_is_binary(const char *);
 smm_status smm_mime_canonical_entity(struct smm_message *, int, int,
                                      struct smm_spool *, struct smm_err *);
 smm_status smm_mime_seven_bit(struct smm_message *, int, int,
